@@ -1,0 +1,1 @@
+"""Concierge: Kubernetes-native platform for customer-support AI agents."""

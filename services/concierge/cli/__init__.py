@@ -1,0 +1,1 @@
+"""The `concierge` command line (Typer + Rich)."""

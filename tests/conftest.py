@@ -1,0 +1,83 @@
+"""Session fixtures that start real services once, on free loopback ports, stopped by PID.
+
+Layers are marked by folder: tests/unit → unit, tests/integration → integration, tests/e2e → e2e.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from concierge.db import migrate
+from concierge.local.postgres import EmbeddedPostgres, start_embedded_postgres
+from concierge.local.processes import ServiceProcess, start_service
+
+ROOT = Path(__file__).resolve().parent.parent
+ACME_DIR = ROOT / "examples" / "acme"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        layer = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
+        if layer in ("unit", "integration", "cluster", "e2e"):
+            item.add_marker(getattr(pytest.mark, layer))
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("concierge-state")
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(path / "run"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres(state_dir: Path) -> Iterator[EmbeddedPostgres]:
+    server = start_embedded_postgres(state_dir / "pgdata")
+    migrate(server.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres: EmbeddedPostgres) -> str:
+    return postgres.url
+
+
+def _started(name: str, env: dict[str, str], state_dir: Path) -> Iterator[ServiceProcess]:
+    service = start_service(name, env=env, log_dir=state_dir / "logs")
+    try:
+        service.wait_ready()
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def embedding_service(state_dir: Path) -> Iterator[ServiceProcess]:
+    yield from _started("embedding", {}, state_dir)
+
+
+@pytest.fixture(scope="session")
+def retrieval_service(state_dir: Path, postgres_url: str, embedding_service: ServiceProcess) -> Iterator[ServiceProcess]:
+    env = {"CONCIERGE_DATABASE_URL": postgres_url, "CONCIERGE_EMBEDDING_ADDRESS": embedding_service.address}
+    yield from _started("retrieval", env, state_dir)
+
+
+@pytest.fixture(scope="session")
+def memory_service(state_dir: Path, postgres_url: str) -> Iterator[ServiceProcess]:
+    yield from _started("memory", {"CONCIERGE_DATABASE_URL": postgres_url}, state_dir)
+
+
+@pytest.fixture(scope="session")
+def agent_service(
+    state_dir: Path, retrieval_service: ServiceProcess, memory_service: ServiceProcess
+) -> Iterator[ServiceProcess]:
+    env = {
+        "CONCIERGE_RETRIEVAL_ADDRESS": retrieval_service.address,
+        "CONCIERGE_MEMORY_ADDRESS": memory_service.address,
+        "CONCIERGE_RESOURCES_DIR": str(ACME_DIR),
+    }
+    yield from _started("agent", env, state_dir)

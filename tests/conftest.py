@@ -61,7 +61,9 @@ def embedding_service(state_dir: Path) -> Iterator[ServiceProcess]:
 
 
 @pytest.fixture(scope="session")
-def retrieval_service(state_dir: Path, postgres_url: str, embedding_service: ServiceProcess) -> Iterator[ServiceProcess]:
+def retrieval_service(
+    state_dir: Path, postgres_url: str, embedding_service: ServiceProcess
+) -> Iterator[ServiceProcess]:
     env = {"CONCIERGE_DATABASE_URL": postgres_url, "CONCIERGE_EMBEDDING_ADDRESS": embedding_service.address}
     yield from _started("retrieval", env, state_dir)
 

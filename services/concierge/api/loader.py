@@ -66,7 +66,9 @@ def parse_documents(path: Path, text: str) -> tuple[list[LoadedResource], list[s
             continue
         where = f"{path} (document {index})"
         if not isinstance(doc, dict):
-            problems.append(f"{where}: expected a mapping with apiVersion, kind, metadata and spec; got {type(doc).__name__}")
+            problems.append(
+                f"{where}: expected a mapping with apiVersion, kind, metadata and spec; got {type(doc).__name__}"
+            )
             continue
         kind = doc.get("kind")
         if kind not in KINDS:

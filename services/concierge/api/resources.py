@@ -21,7 +21,12 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 Name = Annotated[
     str,
-    Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="A DNS-1123 label: lower-case letters, digits and '-'."),
+    Field(
+        min_length=1,
+        max_length=63,
+        pattern=DNS_LABEL,
+        description="A DNS-1123 label: lower-case letters, digits and '-'.",
+    ),
 ]
 
 
@@ -67,9 +72,7 @@ class ObjectMeta(Model):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
 
-    name: str = Field(
-        min_length=1, max_length=63, pattern=DNS_LABEL, description="Resource name, a DNS-1123 label."
-    )
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="Resource name, a DNS-1123 label.")
     namespace: str = Field(
         default="default",
         min_length=1,
@@ -98,6 +101,17 @@ class InlineDocument(Model):
 class KnowledgeSource(Model):
     """Where documents come from. Set exactly one of `inline`, `path` or `url`."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(has(self.inline) ? 1 : 0) + (has(self.path) ? 1 : 0) + (has(self.url) ? 1 : 0) == 1",
+                    "message": "set exactly one of inline, path or url",
+                }
+            ]
+        }
+    )
+
     name: Name = Field(description="Name of the source, used in status and errors.")
     inline: list[InlineDocument] | None = Field(default=None, description="Documents written in the resource.")
     path: str | None = Field(
@@ -116,9 +130,7 @@ class KnowledgeSource(Model):
     def _exactly_one_kind(self) -> KnowledgeSource:
         given = [k for k in ("inline", "path", "url") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(
-                f"set exactly one of `inline`, `path` or `url` (got {', '.join(given) or 'none'})"
-            )
+            raise ValueError(f"set exactly one of `inline`, `path` or `url` (got {', '.join(given) or 'none'})")
         return self
 
     @property
@@ -128,6 +140,17 @@ class KnowledgeSource(Model):
 
 class ChunkingSpec(Model):
     """How documents are cut into passages for embedding."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.overlapTokens < self.maxTokens",
+                    "message": "overlapTokens must be smaller than maxTokens",
+                }
+            ]
+        }
+    )
 
     max_tokens: int = Field(default=200, ge=32, le=2048, description="Largest chunk, in model tokens.")
     overlap_tokens: int = Field(default=30, ge=0, le=512, description="Tokens repeated between neighbouring chunks.")
@@ -183,11 +206,15 @@ class SourceError(Model):
 class KnowledgeBaseStatus(Model):
     """Observed state of a KnowledgeBase."""
 
-    phase: Literal["Pending", "Syncing", "Ready", "Degraded", "Failed"] = Field(default="Pending", description="Short state for `kubectl get`.")
+    phase: Literal["Pending", "Syncing", "Ready", "Degraded", "Failed"] = Field(
+        default="Pending", description="Short state for `kubectl get`."
+    )
     document_count: int = Field(default=0, description="Documents stored.")
     chunk_count: int = Field(default=0, description="Chunks stored.")
     last_sync_time: str = Field(default="", description="RFC 3339 end of the last sync.")
-    source_errors: list[SourceError] = Field(default_factory=list, description="Documents that failed in the last sync.")
+    source_errors: list[SourceError] = Field(
+        default_factory=list, description="Documents that failed in the last sync."
+    )
     conditions: list[Condition] = Field(default_factory=list, description="`Ready`, `Synced`.")
     observed_generation: int = Field(default=0, description="Generation the status reflects.")
 
@@ -201,25 +228,41 @@ class TurnsRule(Model):
 
 
 class LowConfidenceRule(TurnsRule):
-    threshold: float = Field(default=0.35, ge=0, le=1, description="Best retrieval similarity below which a turn counts.")
+    threshold: float = Field(
+        default=0.35, ge=0, le=1, description="Best retrieval similarity below which a turn counts."
+    )
 
 
 class EscalationRules(Model):
     """When to hand a conversation to a human."""
 
     human_request: bool = Field(default=True, description="Escalate when the customer asks for a human.")
-    keywords: list[str] = Field(default_factory=list, max_length=200, description="Words or phrases that escalate at once.")
+    keywords: list[str] = Field(
+        default_factory=list, max_length=200, description="Words or phrases that escalate at once."
+    )
     negative_sentiment: TurnsRule = Field(default_factory=TurnsRule, description="Negative customer turns in a row.")
-    low_confidence: LowConfidenceRule = Field(default_factory=LowConfidenceRule, description="Turns in a row the knowledge base did not cover.")
+    low_confidence: LowConfidenceRule = Field(
+        default_factory=LowConfidenceRule, description="Turns in a row the knowledge base did not cover."
+    )
     max_turns: int = Field(default=0, ge=0, le=1000, description="Escalate after this many customer turns; 0 disables.")
 
 
 class Handoff(Model):
     """Where escalated conversations go."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.type != 'webhook' || has(self.url)", "message": "handoff type webhook needs url"}
+            ]
+        }
+    )
+
     type: Literal["inbox", "webhook"] = Field(default="inbox", description="`inbox` (built-in) or `webhook`.")
     url: AnyHttpUrl | None = Field(default=None, description="Webhook URL (type `webhook`).")
-    secret_ref: SecretKeyRef | None = Field(default=None, description="Secret with the HMAC key that signs webhook calls.")
+    secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret with the HMAC key that signs webhook calls."
+    )
 
     @model_validator(mode="after")
     def _webhook_needs_url(self) -> Handoff:
@@ -242,7 +285,9 @@ class EscalationPolicySpec(Model):
 
 
 class SimpleStatus(Model):
-    phase: Literal["Pending", "Ready", "Failed"] = Field(default="Pending", description="Short state for `kubectl get`.")
+    phase: Literal["Pending", "Ready", "Failed"] = Field(
+        default="Pending", description="Short state for `kubectl get`."
+    )
     conditions: list[Condition] = Field(default_factory=list, description="`Ready`.")
     observed_generation: int = Field(default=0, description="Generation the status reflects.")
 
@@ -255,9 +300,31 @@ Provider = Literal["extractive", "openai", "azure-openai", "ollama", "openai-com
 class ModelSpec(Model):
     """Which language model writes the answers."""
 
-    provider: Provider = Field(default="extractive", description="`extractive` works offline; the others call an LLM API.")
-    model: str | None = Field(default=None, min_length=1, description="Model or deployment name (not for `extractive`).")
-    endpoint: AnyHttpUrl | None = Field(default=None, description="Base URL (required for `azure-openai` and `openai-compatible`).")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.provider == 'extractive' || has(self.model)", "message": "this provider needs model"},
+                {
+                    "rule": "!(self.provider in ['azure-openai', 'openai-compatible']) || has(self.endpoint)",
+                    "message": "this provider needs endpoint",
+                },
+                {
+                    "rule": "!(self.provider in ['openai', 'azure-openai']) || has(self.secretRef)",
+                    "message": "this provider needs secretRef with the API key",
+                },
+            ]
+        }
+    )
+
+    provider: Provider = Field(
+        default="extractive", description="`extractive` works offline; the others call an LLM API."
+    )
+    model: str | None = Field(
+        default=None, min_length=1, description="Model or deployment name (not for `extractive`)."
+    )
+    endpoint: AnyHttpUrl | None = Field(
+        default=None, description="Base URL (required for `azure-openai` and `openai-compatible`)."
+    )
     secret_ref: SecretKeyRef | None = Field(default=None, description="Secret holding the API key.")
     temperature: float = Field(default=0.2, ge=0, le=2, description="Sampling temperature.")
     max_output_tokens: int = Field(default=800, ge=16, le=32768, description="Longest answer in tokens.")
@@ -285,14 +352,30 @@ class MemorySpec(Model):
 
 class AttachmentsSpec(Model):
     enabled: bool = Field(default=True, description="Whether customers may upload files.")
-    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024, description="Largest upload in bytes.")
+    max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024, description="Largest upload in bytes."
+    )
 
 
 class ScalingSpec(Model):
+    """How the agent's HorizontalPodAutoscaler scales."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must not exceed maxReplicas"}
+            ]
+        }
+    )
+
     min_replicas: int = Field(default=1, ge=1, le=100, description="Fewest agent pods.")
     max_replicas: int = Field(default=3, ge=1, le=100, description="Most agent pods.")
-    target_cpu_utilization: int = Field(default=70, ge=10, le=100, description="CPU percent the HPA aims for.")
-    target_active_sessions_per_pod: int = Field(default=50, ge=1, le=10000, description="Live sessions per pod the HPA aims for.")
+    target_cpu_utilization: int = Field(
+        default=70, alias="targetCPUUtilization", ge=10, le=100, description="CPU percent the HPA aims for."
+    )
+    target_active_sessions_per_pod: int = Field(
+        default=50, ge=1, le=10000, description="Live sessions per pod the HPA aims for."
+    )
 
     @model_validator(mode="after")
     def _min_le_max(self) -> ScalingSpec:
@@ -306,14 +389,20 @@ class SupportAgentSpec(Model):
 
     display_name: str = Field(min_length=1, max_length=100, description="Name shown to customers.")
     instructions: str = Field(
-        default="You are a helpful, concise customer-support agent. Answer only from the knowledge base and cite sources.",
+        default=(
+            "You are a helpful, concise customer-support agent. Answer only from the knowledge base and cite sources."
+        ),
         min_length=1,
         max_length=20000,
         description="Persona and instructions for the model.",
     )
-    greeting: str = Field(default="Hi! How can I help you today?", max_length=2000, description="First message shown in a new chat.")
+    greeting: str = Field(
+        default="Hi! How can I help you today?", max_length=2000, description="First message shown in a new chat."
+    )
     model: ModelSpec = Field(default_factory=ModelSpec, description="Language model settings.")
-    knowledge_bases: list[Name] = Field(default_factory=list, max_length=20, description="KnowledgeBases (same namespace) the agent may search.")
+    knowledge_bases: list[Name] = Field(
+        default_factory=list, max_length=20, description="KnowledgeBases (same namespace) the agent may search."
+    )
     escalation_policy: Name | None = Field(default=None, description="EscalationPolicy (same namespace) to apply.")
     retrieval: RetrievalSpec = Field(default_factory=RetrievalSpec, description="Search settings.")
     memory: MemorySpec = Field(default_factory=MemorySpec, description="Conversation memory settings.")
@@ -322,7 +411,9 @@ class SupportAgentSpec(Model):
 
 
 class SupportAgentStatus(Model):
-    phase: Literal["Pending", "Ready", "Degraded", "Failed"] = Field(default="Pending", description="Short state for `kubectl get`.")
+    phase: Literal["Pending", "Ready", "Degraded", "Failed"] = Field(
+        default="Pending", description="Short state for `kubectl get`."
+    )
     endpoint: str = Field(default="", description="Address of the agent service.")
     ready_replicas: int = Field(default=0, description="Agent pods ready.")
     conditions: list[Condition] = Field(default_factory=list, description="`Ready`.")

@@ -48,7 +48,7 @@ def migrate(conninfo: str) -> list[str]:
                 if version in done:
                     continue
                 with conn.transaction():
-                    conn.execute(path.read_text())  # type: ignore[arg-type]  # trusted files shipped with the package
+                    conn.execute(path.read_text())
                     conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", [version])
                 log.info("migration applied version=%s", version)
                 applied.append(version)
@@ -57,7 +57,9 @@ def migrate(conninfo: str) -> list[str]:
     return applied
 
 
-async def open_pool(conninfo: str, *, role: str | None = APP_ROLE, min_size: int = 1, max_size: int = 8) -> AsyncConnectionPool:
+async def open_pool(
+    conninfo: str, *, role: str | None = APP_ROLE, min_size: int = 1, max_size: int = 8
+) -> AsyncConnectionPool:
     """An opened async pool whose connections act as `role` (RLS applies) with pgvector types."""
 
     async def configure(conn: psycopg.AsyncConnection) -> None:
@@ -76,7 +78,6 @@ async def tenant_transaction(pool: AsyncConnectionPool, tenant: str) -> AsyncIte
     """A transaction in which row-level security shows and accepts only `tenant`'s rows."""
     if not tenant:
         raise ValueError("tenant is required: every query is scoped to a namespace")
-    async with pool.connection() as conn:
-        async with conn.transaction():
-            await conn.execute("SELECT set_config('concierge.tenant', %s, true)", [tenant])
-            yield conn
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('concierge.tenant', %s, true)", [tenant])
+        yield conn

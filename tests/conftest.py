@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from concierge.api.loader import load_paths
+from concierge.common.grpcio import create_channel
 from concierge.db import migrate
 from concierge.local.postgres import EmbeddedPostgres, start_embedded_postgres
 from concierge.local.processes import ServiceProcess, start_service
+from concierge.local.sync import SyncResult, sync_knowledge_base
+from concierge.v1 import retrieval_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 ACME_DIR = ROOT / "examples" / "acme"
@@ -83,3 +87,29 @@ def agent_service(
         "CONCIERGE_RESOURCES_DIR": str(ACME_DIR),
     }
     yield from _started("agent", env, state_dir)
+
+
+@pytest.fixture(scope="session")
+def edge_service(
+    state_dir: Path, agent_service: ServiceProcess, memory_service: ServiceProcess
+) -> Iterator[ServiceProcess]:
+    env = {
+        "CONCIERGE_AGENT_ADDRESS": agent_service.address,
+        "CONCIERGE_MEMORY_ADDRESS": memory_service.address,
+        "CONCIERGE_RESOURCES_DIR": str(ACME_DIR),
+        "CONCIERGE_DEFAULT_TENANT": "acme",
+    }
+    yield from _started("edge", env, state_dir)
+
+
+@pytest.fixture(scope="session")
+async def acme_synced(retrieval_service: ServiceProcess) -> SyncResult:
+    """The Acme help center ingested through the retrieval service, as `concierge up` does it."""
+    resources = load_paths([ACME_DIR])
+    channel = create_channel(retrieval_service.address)
+    try:
+        (kb,) = resources.knowledge_bases
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        return await sync_knowledge_base(stub, kb, resources.path_of(kb).parent)
+    finally:
+        await channel.close()

@@ -1,0 +1,128 @@
+"""The edge against real memory, agent, retrieval and embedding processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from concierge.local.processes import ServiceProcess
+from concierge.local.sync import SyncResult
+
+pytestmark = pytest.mark.usefixtures("acme_synced")
+
+
+@pytest.fixture(scope="module")
+def api(edge_service: ServiceProcess) -> httpx.Client:
+    return httpx.Client(base_url=f"{edge_service.url}/api/v1", timeout=30)
+
+
+def new_session(api: httpx.Client) -> str:
+    reply = api.post("/sessions", json={"agent": "acme-support"})
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["id"])
+
+
+async def ask_over_websocket(edge: ServiceProcess, session_id: str, text: str) -> list[dict[str, Any]]:
+    """Send a user_message frame and collect frames until the answer is done."""
+    frames: list[dict[str, Any]] = []
+    url = f"ws://{edge.host}:{edge.port}/api/v1/sessions/{session_id}/stream"
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"type": "user_message", "clientMessageId": str(uuid.uuid4()), "text": text}))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            frame = json.loads(await ws.recv())
+            frames.append(frame)
+            if frame["type"] in ("done", "error"):
+                return frames
+    raise AssertionError(f"no done frame within 60s; got {[f['type'] for f in frames]}")
+
+
+def test_acme_sync_stored_every_document(acme_synced: SyncResult) -> None:
+    assert acme_synced.documents >= 25
+    assert acme_synced.errors == []
+    assert acme_synced.chunks_total > acme_synced.documents
+
+
+async def test_answer_streams_over_websocket_and_cites_the_returns_policy(
+    api: httpx.Client, edge_service: ServiceProcess
+) -> None:
+    session_id = new_session(api)
+    frames = await ask_over_websocket(edge_service, session_id, "How many days do I have to return my Sweepy?")
+    kinds = [f["type"] for f in frames]
+    assert kinds[0] == "ack"
+    assert kinds[-1] == "done", frames[-1]
+    assert kinds.index("text_delta") < kinds.index("done")
+    assert kinds.count("text_delta") > 1, "the answer should arrive in several pieces"
+    answer = frames[-1]["message"]
+    assert "30 days" in answer["text"]
+    assert any(c["sourceUri"].endswith("returns.md") for c in answer["citations"])
+    streamed = "".join(f["text"] for f in frames if f["type"] == "text_delta")
+    assert streamed == answer["text"]
+
+
+def test_resent_message_is_stored_once_and_answered_once(api: httpx.Client) -> None:
+    session_id = new_session(api)
+    body = {"clientMessageId": str(uuid.uuid4()), "text": "What does Care+ cost per month?"}
+    first = api.post(f"/sessions/{session_id}/messages", json=body)
+    again = api.post(f"/sessions/{session_id}/messages", json=body)
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert first.json()["created"] is True
+    assert again.json()["created"] is False
+    assert again.json()["message"]["id"] == first.json()["message"]["id"]
+    deadline = time.monotonic() + 60
+    items: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        items = api.get(f"/sessions/{session_id}/messages").json()["items"]
+        if any(m["role"] == "assistant" for m in items):
+            break
+        time.sleep(0.2)
+    assert [m["role"] for m in items] == ["user", "assistant"]
+    assert items[1]["replyTo"] == first.json()["message"]["id"]
+
+
+def test_messages_are_paged_oldest_first(api: httpx.Client) -> None:
+    session_id = new_session(api)
+    for i in range(3):
+        api.post(f"/sessions/{session_id}/messages", json={"clientMessageId": str(uuid.uuid4()), "text": f"hello {i}"})
+    page = api.get(f"/sessions/{session_id}/messages", params={"limit": 1}).json()
+    assert page["items"][0]["text"] == "hello 0"
+    assert page["nextAfter"] == page["items"][0]["seq"]
+    following = api.get(f"/sessions/{session_id}/messages", params={"after": page["nextAfter"], "limit": 1}).json()
+    assert following["items"][0]["seq"] > page["items"][0]["seq"]
+
+
+def test_another_tenant_cannot_read_or_write_the_session(api: httpx.Client) -> None:
+    session_id = new_session(api)
+    other = {"X-Concierge-Tenant": "globex"}
+    read = api.get(f"/sessions/{session_id}/messages", headers=other)
+    write = api.post(
+        f"/sessions/{session_id}/messages", headers=other, json={"clientMessageId": str(uuid.uuid4()), "text": "hi"}
+    )
+    assert (read.status_code, write.status_code) == (404, 404)
+    assert api.get("/agents", headers=other).json() == {"items": []}
+
+
+def test_bad_input_is_a_problem_document_naming_the_field(api: httpx.Client) -> None:
+    session_id = new_session(api)
+    reply = api.post(f"/sessions/{session_id}/messages", json={"clientMessageId": "not-a-uuid", "text": ""})
+    assert reply.status_code == 422
+    assert reply.headers["content-type"] == "application/problem+json"
+    fields = {e["field"] for e in reply.json()["errors"]}
+    assert fields == {"body.clientMessageId", "body.text"}
+    unknown = api.post("/sessions", json={"agent": "nobody"})
+    assert unknown.status_code == 404
+    assert "available: acme-support" in unknown.json()["detail"]
+
+
+def test_health_endpoints_and_openapi(edge_service: ServiceProcess) -> None:
+    assert httpx.get(f"{edge_service.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{edge_service.url}/readyz").json()
+    assert ready["checks"] == {"memory": "SERVING", "agent": "SERVING"}
+    paths = httpx.get(f"{edge_service.url}/openapi.json").json()["paths"]
+    assert "/api/v1/sessions/{session_id}/messages" in paths

@@ -15,6 +15,7 @@ up: ## Run every service on loopback with the Acme example; prints the URL
 test: ## Set up what is missing, then lint, type-check and run every test layer
 	@scripts/setup.sh python ui browser
 	$(MAKE) --no-print-directory lint typecheck
+	cd frontend && npm test --silent
 	$(BIN)/pytest
 
 setup:

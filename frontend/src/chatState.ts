@@ -1,0 +1,308 @@
+// Pure chat state: stored messages, un-acked user messages, assistant answers
+// being streamed, and notices. Kept free of React and I/O so it is unit-tested.
+
+import type { Citation, Message, ServerFrame } from './types';
+
+/** A user message typed here that the server has not acknowledged yet. */
+export interface PendingMessage {
+  clientMessageId: string;
+  text: string;
+  createdAt: number;
+}
+
+/** An assistant answer being streamed, keyed by the user message it answers. */
+export interface StreamState {
+  replyTo: string;
+  text: string;
+  citations: Citation[];
+  /** Name of a tool call in progress, or null. */
+  tool: string | null;
+  /** The stream stopped without a final message (error or silence). */
+  interrupted: boolean;
+  lastActivity: number;
+}
+
+export interface EscalationNotice {
+  key: string;
+  replyTo: string | null;
+  reason: string | null;
+  message: string;
+}
+
+export interface ErrorNotice {
+  key: string;
+  code: string | null;
+  message: string;
+  /** Shown after the stored messages with seq <= anchorSeq. */
+  anchorSeq: number;
+}
+
+export interface ChatState {
+  /** Stored messages, unique by id, ordered by seq. */
+  messages: Message[];
+  pending: PendingMessage[];
+  streams: Record<string, StreamState>;
+  escalations: EscalationNotice[];
+  errors: ErrorNotice[];
+}
+
+export const initialChatState: ChatState = {
+  messages: [],
+  pending: [],
+  streams: {},
+  escalations: [],
+  errors: [],
+};
+
+/** Empty "typing" streams are dropped after this long without any frame. */
+export const TYPING_EXPIRY_MS = 45_000;
+/** Streams with text but no frame for this long are shown as interrupted. */
+export const STREAM_STALL_MS = 60_000;
+
+export type ChatAction =
+  | { type: 'reset' }
+  | { type: 'merge_messages'; messages: Message[] }
+  | { type: 'send'; clientMessageId: string; text: string; now: number }
+  | { type: 'frame'; frame: ServerFrame; now: number }
+  | { type: 'local_error'; code: string | null; message: string; key: string }
+  | { type: 'dismiss_error'; key: string }
+  | { type: 'expire'; now: number };
+
+export function lastSeq(state: ChatState): number {
+  let max = 0;
+  for (const m of state.messages) if (m.seq > max) max = m.seq;
+  return max;
+}
+
+function omit(streams: Record<string, StreamState>, key: string): Record<string, StreamState> {
+  if (!(key in streams)) return streams;
+  const out = { ...streams };
+  delete out[key];
+  return out;
+}
+
+function hasStoredReply(messages: Message[], userMessageId: string): boolean {
+  return messages.some((m) => m.role === 'assistant' && m.replyTo === userMessageId);
+}
+
+function mergeMessages(state: ChatState, incoming: Message[]): ChatState {
+  if (incoming.length === 0) return state;
+  const byId = new Map(state.messages.map((m) => [m.id, m] as const));
+  for (const m of incoming) byId.set(m.id, m);
+  const messages = [...byId.values()].sort((a, b) => a.seq - b.seq);
+
+  const acked = new Set(incoming.map((m) => m.clientMessageId).filter((c): c is string => !!c));
+  const pending = state.pending.filter((p) => !acked.has(p.clientMessageId));
+
+  let streams = state.streams;
+  for (const m of incoming) {
+    if (m.role === 'assistant' && m.replyTo) streams = omit(streams, m.replyTo);
+  }
+  return { ...state, messages, pending, streams };
+}
+
+function updateStream(
+  state: ChatState,
+  replyTo: string,
+  now: number,
+  update: (s: StreamState) => StreamState,
+): ChatState {
+  // An answer that is already stored is final: late frames are ignored.
+  if (hasStoredReply(state.messages, replyTo)) return state;
+  const current: StreamState = state.streams[replyTo] ?? {
+    replyTo,
+    text: '',
+    citations: [],
+    tool: null,
+    interrupted: false,
+    lastActivity: now,
+  };
+  const next = update({ ...current, lastActivity: now });
+  return { ...state, streams: { ...state.streams, [replyTo]: next } };
+}
+
+function upsertCitation(list: Citation[], c: Citation): Citation[] {
+  const rest = list.filter((x) => x.index !== c.index);
+  return [...rest, c].sort((a, b) => a.index - b.index);
+}
+
+function dropEmptyStreams(streams: Record<string, StreamState>, keep: (s: StreamState) => StreamState | null) {
+  const out: Record<string, StreamState> = {};
+  for (const [k, s] of Object.entries(streams)) {
+    const v = keep(s);
+    if (v) out[k] = v;
+  }
+  return out;
+}
+
+function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatState {
+  switch (frame.type) {
+    case 'ack': {
+      const merged = mergeMessages(state, [frame.message]);
+      const m = frame.message;
+      if (m.role !== 'user' || hasStoredReply(merged.messages, m.id) || merged.streams[m.id]) return merged;
+      // Show a typing indicator until the first delta arrives.
+      return updateStream(merged, m.id, now, (s) => s);
+    }
+    case 'text_delta':
+      return updateStream(state, frame.replyTo, now, (s) => ({ ...s, text: s.text + frame.text, interrupted: false }));
+    case 'tool_call':
+      return updateStream(state, frame.replyTo, now, (s) => ({
+        ...s,
+        tool: frame.finished ? null : frame.name,
+        interrupted: false,
+      }));
+    case 'citation':
+      return updateStream(state, frame.replyTo, now, (s) => ({
+        ...s,
+        citations: upsertCitation(s.citations, frame.citation),
+      }));
+    case 'escalation': {
+      const key = `esc:${frame.replyTo}:${frame.message}`;
+      const escalations = state.escalations.some((e) => e.key === key)
+        ? state.escalations
+        : [...state.escalations, { key, replyTo: frame.replyTo ?? null, reason: frame.reason ?? null, message: frame.message }];
+      // An escalation instead of an answer ends the typing indicator.
+      const s = state.streams[frame.replyTo];
+      const streams = s && !s.text ? omit(state.streams, frame.replyTo) : state.streams;
+      return { ...state, escalations, streams };
+    }
+    case 'done': {
+      // The stored message replaces the streamed text and citations. Drop the
+      // stream by the frame's replyTo too, in case the message lacks it.
+      const merged = mergeMessages(state, [frame.message]);
+      return { ...merged, streams: omit(merged.streams, frame.replyTo) };
+    }
+    case 'error': {
+      const key = `err:${now}:${state.errors.length}`;
+      const errors = [
+        ...state.errors,
+        { key, code: frame.code ?? null, message: frame.message || 'Something went wrong.', anchorSeq: lastSeq(state) },
+      ];
+      // The turn in flight most likely failed: drop typing indicators and
+      // freeze partial answers (a later delta or done revives/replaces them).
+      const streams = dropEmptyStreams(state.streams, (s) =>
+        s.text ? { ...s, tool: null, interrupted: true } : null,
+      );
+      return { ...state, errors, streams };
+    }
+    default:
+      return state;
+  }
+}
+
+export function chatReducer(state: ChatState, action: ChatAction): ChatState {
+  switch (action.type) {
+    case 'reset':
+      return initialChatState;
+    case 'merge_messages':
+      return mergeMessages(state, action.messages);
+    case 'send':
+      if (state.pending.some((p) => p.clientMessageId === action.clientMessageId)) return state;
+      return {
+        ...state,
+        pending: [...state.pending, { clientMessageId: action.clientMessageId, text: action.text, createdAt: action.now }],
+      };
+    case 'frame':
+      return applyFrame(state, action.frame, action.now);
+    case 'local_error':
+      return {
+        ...state,
+        errors: [...state.errors, { key: action.key, code: action.code, message: action.message, anchorSeq: lastSeq(state) }],
+      };
+    case 'dismiss_error':
+      return { ...state, errors: state.errors.filter((e) => e.key !== action.key) };
+    case 'expire': {
+      let changed = false;
+      const streams = dropEmptyStreams(state.streams, (s) => {
+        const idle = action.now - s.lastActivity;
+        if (!s.text && idle > TYPING_EXPIRY_MS) {
+          changed = true;
+          return null;
+        }
+        if (s.text && !s.interrupted && idle > STREAM_STALL_MS) {
+          changed = true;
+          return { ...s, tool: null, interrupted: true };
+        }
+        return s;
+      });
+      return changed ? { ...state, streams } : state;
+    }
+    default:
+      return state;
+  }
+}
+
+/** True while some answer is expected but has not been stored yet. */
+export function isAwaitingAnswer(state: ChatState): boolean {
+  return state.pending.length > 0 || Object.values(state.streams).some((s) => !s.interrupted);
+}
+
+export type TimelineItem =
+  | { kind: 'message'; key: string; message: Message }
+  | { kind: 'pending'; key: string; pending: PendingMessage }
+  | { kind: 'stream'; key: string; stream: StreamState }
+  | { kind: 'escalation'; key: string; notice: EscalationNotice }
+  | { kind: 'error'; key: string; notice: ErrorNotice };
+
+/**
+ * The order things are shown in: stored messages by seq; an answer being
+ * streamed right after the user message it answers; escalation notices after
+ * the answer (or the question, if there is no answer); errors where they
+ * happened; un-acked user messages last.
+ */
+export function buildTimeline(state: ChatState): TimelineItem[] {
+  const items: TimelineItem[] = [];
+  const userIds = new Set<string>();
+  const replied = new Set<string>();
+  const systemTexts = new Set<string>();
+  for (const m of state.messages) {
+    if (m.role === 'user') userIds.add(m.id);
+    if (m.role === 'assistant' && m.replyTo) replied.add(m.replyTo);
+    if (m.role === 'system') systemTexts.add(m.text.trim());
+  }
+  // An escalation that was also stored as a system message is shown once.
+  const escalations = state.escalations.filter((e) => !systemTexts.has(e.message.trim()));
+  const placedEsc = new Set<string>();
+  const placedStreams = new Set<string>();
+  const pushEscalations = (replyTo: string) => {
+    for (const e of escalations) {
+      if (e.replyTo === replyTo && !placedEsc.has(e.key)) {
+        placedEsc.add(e.key);
+        items.push({ kind: 'escalation', key: e.key, notice: e });
+      }
+    }
+  };
+  const errors = [...state.errors];
+  let errorIdx = 0;
+  const flushErrors = (beforeSeq: number) => {
+    while (errorIdx < errors.length && (errors[errorIdx]?.anchorSeq ?? 0) < beforeSeq) {
+      const e = errors[errorIdx++];
+      if (e) items.push({ kind: 'error', key: e.key, notice: e });
+    }
+  };
+
+  for (const m of state.messages) {
+    flushErrors(m.seq);
+    items.push({ kind: 'message', key: m.clientMessageId && m.role === 'user' ? `u:${m.clientMessageId}` : `m:${m.id}`, message: m });
+    if (m.role === 'user' && !replied.has(m.id)) {
+      const s = state.streams[m.id];
+      if (s) {
+        placedStreams.add(m.id);
+        items.push({ kind: 'stream', key: `s:${m.id}`, stream: s });
+      }
+      pushEscalations(m.id);
+    } else if (m.role === 'assistant' && m.replyTo) {
+      pushEscalations(m.replyTo);
+    }
+  }
+  for (const s of Object.values(state.streams)) {
+    if (!placedStreams.has(s.replyTo)) items.push({ kind: 'stream', key: `s:${s.replyTo}`, stream: s });
+  }
+  for (const e of escalations) {
+    if (!placedEsc.has(e.key)) items.push({ kind: 'escalation', key: e.key, notice: e });
+  }
+  flushErrors(Number.POSITIVE_INFINITY);
+  for (const p of state.pending) items.push({ kind: 'pending', key: `u:${p.clientMessageId}`, pending: p });
+  return items;
+}

@@ -1,0 +1,140 @@
+import { useLayoutEffect, useRef } from 'react';
+import type { TimelineItem } from '../chatState';
+import type { Message } from '../types';
+import { AnswerText, AssistantMessage, BotGlyph, formatTime, TypingIndicator } from './AssistantMessage';
+import { ErrorBanner, EscalationBanner } from './Notices';
+
+interface MessageListProps {
+  greeting: string | null;
+  items: TimelineItem[];
+  loading: boolean;
+  onDismissError: (key: string) => void;
+  /** Changes whenever the user sends: always scroll to the bottom then. */
+  sendCount: number;
+}
+
+function UserBubble({ text, sending, createdAt }: { text: string; sending: boolean; createdAt?: string }) {
+  const time = formatTime(createdAt);
+  return (
+    <div className="row row--user">
+      <div className="stack stack--end">
+        <div
+          className={`bubble bubble--user${sending ? ' bubble--sending' : ''}`}
+          data-testid="message-user"
+          data-status={sending ? 'sending' : 'sent'}
+          aria-label="Your message"
+        >
+          {text}
+        </div>
+        <p className="meta" aria-live="polite">
+          {sending ? 'Sending…' : time}
+        </p>
+      </div>
+    </div>
+  );
+}
+
+function SystemLine({ message }: { message: Message }) {
+  return (
+    <p className="system-line" data-testid="message-system">
+      {message.text}
+    </p>
+  );
+}
+
+function renderItem(item: TimelineItem, onDismissError: (key: string) => void) {
+  switch (item.kind) {
+    case 'message': {
+      const m = item.message;
+      if (m.role === 'user') return <UserBubble key={item.key} text={m.text} sending={false} createdAt={m.createdAt} />;
+      if (m.role === 'system') return <SystemLine key={item.key} message={m} />;
+      return (
+        <AssistantMessage
+          key={m.replyTo ? `a:${m.replyTo}` : item.key}
+          anchorId={m.id}
+          text={m.text}
+          citations={m.citations ?? []}
+          streaming={false}
+          createdAt={m.createdAt}
+        />
+      );
+    }
+    case 'pending':
+      return <UserBubble key={item.key} text={item.pending.text} sending={true} />;
+    case 'stream': {
+      const s = item.stream;
+      if (!s.text) {
+        if (s.interrupted) return null;
+        return <TypingIndicator key={`t:${s.replyTo}`} tool={s.tool} />;
+      }
+      return (
+        <AssistantMessage
+          key={`a:${s.replyTo}`}
+          anchorId={`stream-${s.replyTo}`}
+          text={s.text}
+          citations={s.citations}
+          streaming={true}
+          interrupted={s.interrupted}
+          tool={s.tool}
+        />
+      );
+    }
+    case 'escalation':
+      return <EscalationBanner key={item.key} notice={item.notice} />;
+    case 'error':
+      return (
+        <ErrorBanner
+          key={item.key}
+          message={item.notice.message}
+          code={item.notice.code}
+          onDismiss={() => onDismissError(item.notice.key)}
+        />
+      );
+    default:
+      return null;
+  }
+}
+
+export function MessageList({ greeting, items, loading, onDismissError, sendCount }: MessageListProps) {
+  const scrollRef = useRef<HTMLDivElement>(null);
+  const stickRef = useRef(true);
+
+  const onScroll = () => {
+    const el = scrollRef.current;
+    if (!el) return;
+    stickRef.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+  };
+
+  useLayoutEffect(() => {
+    stickRef.current = true;
+  }, [sendCount]);
+
+  useLayoutEffect(() => {
+    const el = scrollRef.current;
+    if (el && stickRef.current) el.scrollTop = el.scrollHeight;
+  });
+
+  return (
+    <div className="messages" ref={scrollRef} onScroll={onScroll}>
+      <div className="messages__inner" role="log" aria-label="Conversation" aria-live="polite" aria-relevant="additions">
+        {greeting && (
+          <div className="row row--assistant">
+            <div className="avatar" aria-hidden="true">
+              <BotGlyph />
+            </div>
+            <div className="bubble bubble--assistant" data-testid="greeting">
+              <AnswerText anchorId="greeting" text={greeting} citations={[]} />
+            </div>
+          </div>
+        )}
+        {loading && (
+          <div className="loading" data-testid="loading" role="status">
+            <span className="spinner" aria-hidden="true" />
+            Loading conversation…
+          </div>
+        )}
+        {items.map((item) => renderItem(item, onDismissError))}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,61 @@
+"""Configuration of the agent service, read from CONCIERGE_* environment variables.
+
+`load_settings()` turns a missing or malformed variable into one clear message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Agent service settings (env prefix `CONCIERGE_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="CONCIERGE_", extra="ignore")
+
+    retrieval_address: str = Field(min_length=1, description="host:port of the retrieval service.")
+    memory_address: str = Field(min_length=1, description="host:port of the memory service.")
+    resources_dir: Path = Field(
+        description="Folder of resource YAML (SupportAgents, KnowledgeBases, EscalationPolicies) this agent serves."
+    )
+    extractive_min_score: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description="The extractive model abstains when the best passage's cosine similarity is below this.",
+    )
+    rpc_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="Deadline of each call to memory/retrieval."
+    )
+    azure_openai_api_version: str = Field(default="2024-10-21", description="API version for provider `azure-openai`.")
+
+
+_HINTS = {
+    "CONCIERGE_RETRIEVAL_ADDRESS": "the host:port of the retrieval service (e.g. retrieval:50051)",
+    "CONCIERGE_MEMORY_ADDRESS": "the host:port of the memory service (e.g. memory:50051)",
+    "CONCIERGE_RESOURCES_DIR": "a folder of SupportAgent/KnowledgeBase YAML (e.g. examples/acme)",
+}
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; raises SystemExit naming each bad variable and how to fix it."""
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            variable = "CONCIERGE_" + "_".join(str(p) for p in e["loc"]).upper()
+            if e["type"] == "missing":
+                problems.append(f"{variable} is not set; set it to {_HINTS.get(variable, 'a value')}")
+            else:
+                problems.append(f"{variable}: {e['msg']} (got {e.get('input')!r})")
+        raise SystemExit("agent: invalid configuration:\n  " + "\n  ".join(problems)) from None
+    if not settings.resources_dir.is_dir():
+        raise SystemExit(
+            f"agent: CONCIERGE_RESOURCES_DIR={settings.resources_dir} is not a folder; "
+            "point it at the folder holding the SupportAgent YAML"
+        )
+    return settings

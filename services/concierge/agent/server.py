@@ -1,0 +1,82 @@
+"""gRPC wiring of the agent service: streams a chat turn's events and maps failures to statuses.
+
+`run()` is what `concierge serve agent` calls: load the resource folder, build clients, serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from concierge.agent.chat import ChatError, ChatService, build_runtimes
+from concierge.agent.config import Settings, load_settings
+from concierge.api.loader import ResourceError, load_paths
+from concierge.common import logs
+from concierge.common.grpcio import create_channel, serve
+from concierge.v1 import agent_pb2, agent_pb2_grpc, memory_pb2_grpc, retrieval_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
+    def __init__(self, chat: ChatService) -> None:
+        self._chat = chat
+
+    async def Chat(self, request: agent_pb2.ChatRequest, context: Context) -> AsyncIterator[agent_pb2.ChatResponse]:
+        sent = False
+        try:
+            async for event in self._chat.chat(request):
+                sent = True
+                yield event
+        except ChatError as err:
+            log.info(
+                "chat failed tenant=%s agent=%s session=%s code=%s after_events=%s",
+                request.tenant,
+                request.agent,
+                request.session_id,
+                err.code.name,
+                sent,
+            )
+            if not sent:
+                await context.abort(err.code, err.message)
+            # The stream is open: the client is reading events, so the failure becomes one.
+            yield agent_pb2.ChatResponse(error=agent_pb2.Error(code=err.code.name, message=err.message))
+
+
+async def main(host: str, port: int, settings: Settings) -> None:
+    try:
+        resources = load_paths([settings.resources_dir])
+    except ResourceError as err:
+        raise SystemExit(f"agent: the resources in {settings.resources_dir} are invalid:\n{err}") from None
+    if not resources.agents:
+        raise SystemExit(f"agent: no SupportAgent in {settings.resources_dir}; nothing to serve")
+    memory_channel = create_channel(settings.memory_address)
+    retrieval_channel = create_channel(settings.retrieval_address)
+    chat = ChatService(
+        runtimes=build_runtimes(resources, settings),
+        memory=memory_pb2_grpc.MemoryServiceStub(memory_channel),
+        retrieval=retrieval_pb2_grpc.RetrievalServiceStub(retrieval_channel),
+        settings=settings,
+    )
+
+    def register(server: grpc.aio.Server) -> list[str]:
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(chat), server)
+        return [agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name]
+
+    async def close() -> None:
+        await memory_channel.close()
+        await retrieval_channel.close()
+
+    await serve(name="agent", host=host, port=port, register=register, on_stop=close)
+
+
+def run(*, host: str, port: int) -> None:
+    logs.configure("agent")
+    settings = load_settings()
+    asyncio.run(main(host, port, settings))

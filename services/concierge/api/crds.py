@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema, to_jsonable_python

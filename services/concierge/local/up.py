@@ -69,6 +69,10 @@ def ui_dir() -> Path | None:
 def start_stack(stack: Stack, resources: ResourceSet, state_dir: Path, host: str, port: int, console: Console) -> None:
     """Fill `stack` as things start, so a failure half-way still stops what did start."""
     log_dir = state_dir / "logs"
+    started_at = time.monotonic()
+    # The embedding service spends most of the start-up loading its model and needs no
+    # database, so it starts first and loads while Postgres starts.
+    stack.services["embedding"] = start_service("embedding", env={}, log_dir=log_dir, host=host)
     database_url = os.environ.get("CONCIERGE_DATABASE_URL")
     with console.status("Starting PostgreSQL…"):
         if not database_url:
@@ -79,11 +83,10 @@ def start_stack(stack: Stack, resources: ResourceSet, state_dir: Path, host: str
     console.print(f"[green]✓[/] PostgreSQL ready ({where}; {len(applied)} migrations applied)")
 
     resources_dir = write_resources(resources, state_dir / "resources")
-    ports = {name: free_port(host) for name in ("embedding", "retrieval", "memory", "agent")}
-    addr = {name: f"{host}:{p}" for name, p in ports.items()}
+    ports = {name: free_port(host) for name in ("retrieval", "memory", "agent")}
+    addr = {name: f"{host}:{p}" for name, p in ports.items()} | {"embedding": stack.services["embedding"].address}
     namespaces = resources.namespaces
     envs: dict[str, dict[str, str]] = {
-        "embedding": {},
         "retrieval": {"CONCIERGE_DATABASE_URL": database_url, "CONCIERGE_EMBEDDING_ADDRESS": addr["embedding"]},
         "memory": {"CONCIERGE_DATABASE_URL": database_url},
         "agent": {
@@ -105,9 +108,8 @@ def start_stack(stack: Stack, resources: ResourceSet, state_dir: Path, host: str
             stack.services[name] = start_service(name, env=env, log_dir=log_dir, port=ports[name], host=host)
         for name, service in stack.services.items():
             status.update(f"Waiting for {name}…")
-            started = time.monotonic()
             service.wait_ready()
-            console.print(f"[green]✓[/] {name:<9} {service.address}  ready in {time.monotonic() - started:.1f}s")
+            console.print(f"[green]✓[/] {name:<9} {service.address:<16} ready at {time.monotonic() - started_at:4.1f}s")
 
 
 async def sync_all(resources: ResourceSet, retrieval_address: str, console: Console) -> list[SyncResult]:

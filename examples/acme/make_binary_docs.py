@@ -23,7 +23,7 @@ from docx import Document
 from fpdf import FPDF
 
 DOCS = Path(__file__).resolve().parent / "docs"
-FIXED_DATE = dt.datetime(2025, 1, 15, 9, 0, 0, tzinfo=dt.timezone.utc)
+FIXED_DATE = dt.datetime(2025, 1, 15, 9, 0, 0, tzinfo=dt.UTC)
 
 # A block is ("h1" | "h2" | "h3" | "p" | "ul" | "ol", payload); the PDF uses no "h3".
 Block = tuple[str, object]
@@ -36,7 +36,7 @@ WARRANTY: list[Block] = [
     ("h1", WARRANTY_TITLE),
     (
         "p",
-        "This Limited Warranty is given by Acme Home Robotics, Inc. (\"Acme\") to the original buyer "
+        'This Limited Warranty is given by Acme Home Robotics, Inc. ("Acme") to the original buyer '
         "and to anyone who later owns the product with the original proof of purchase. It covers "
         "Acme products bought new or Certified Refurbished from Acme or from an authorised Acme "
         "retailer. In the United Kingdom and the European Union, this warranty is in addition to "
@@ -251,16 +251,14 @@ CARE_PLUS: list[Block] = [
             "Normal wear of consumable parts: brushes, filters, mop pads and dust bags.",
             "Damage from fire, flood or other natural disasters.",
             "Devices used commercially, or whose serial number has been removed.",
-            "Devices repaired or opened by anyone other than Acme, apart from fitting genuine "
-            "Acme spare parts.",
+            "Devices repaired or opened by anyone other than Acme, apart from fitting genuine Acme spare parts.",
         ],
     ),
     ("h2", "How to make a Care+ claim"),
     (
         "ol",
         [
-            "In the Acme Home app, go to Account > Subscription > Start a claim, or call the Care+ "
-            "priority line.",
+            "In the Acme Home app, go to Account > Subscription > Start a claim, or call the Care+ priority line.",
             "Choose the device and describe what happened. Add photos of any damage.",
             "For an accidental damage claim, pay the $49 service fee.",
             "We ship a replacement device by express delivery within 2 business days of approving "

@@ -20,8 +20,12 @@ def generate(out_root: Path) -> list[Path]:
     out_dir = out_root / "concierge" / "v1"
     out_dir.mkdir(parents=True, exist_ok=True)
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / "concierge" / "v1").glob("*.proto"))
+    # The mypy plugins live next to the interpreter, which need not be on PATH (make, CI).
+    bin_dir = Path(sys.executable).parent
     args = [
         "protoc",
+        f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
         f"-I{PROTO_ROOT}",
         f"--python_out={out_root}",
         f"--grpc_python_out={out_root}",

@@ -161,23 +161,34 @@ def print_summary(console: Console, results: list[SyncResult], resources: Resour
     console.print(f"\n[bold green]Concierge is ready at {url}[/]  (API docs: {url}docs · Ctrl-C stops everything)")
 
 
-def wait_until_stopped(stack: Stack, console: Console) -> int:
+class StopFlag:
+    """Once the stack serves, SIGINT/SIGTERM only set this flag: the main loop then stops cleanly."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def arm(self) -> None:
+        signal.signal(signal.SIGINT, self._set)
+        signal.signal(signal.SIGTERM, self._set)
+
+    def _set(self, _signum: int, _frame: object) -> None:
+        self.requested = True
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def wait_until_stopped(stack: Stack, stop: StopFlag, console: Console) -> int:
     """Block until Ctrl-C/SIGTERM (exit 0) or a service dies (exit 1)."""
-    stop = {"signal": False}
-
-    def on_signal(signum: int, _frame: object) -> None:
-        stop["signal"] = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    while not stop["signal"]:
+    while not stop.requested:
         dead = stack.failed()
         if dead is not None:
             console.print(
                 f"[red]✗ {dead.name} exited with code {dead.process.returncode}[/]; log tail:\n{dead.log_tail()}"
             )
             return 1
-        time.sleep(0.5)
+        time.sleep(0.2)
     return 0
 
 
@@ -187,16 +198,21 @@ def up(resources: ResourceSet, state_dir: Path, host: str, port: int, console: C
         chosen = free_port(host)
         console.print(f"[yellow]Port {port} is in use; using {chosen} instead (choose one with --port).[/]")
         port = chosen
+    # While starting, SIGTERM behaves like Ctrl-C, so whatever did start is stopped below.
+    signal.signal(signal.SIGTERM, _interrupt)
     stack = Stack()
+    stop = StopFlag()
     try:
         start_stack(stack, resources, state_dir, host, port, console)
         results = asyncio.run(sync_all(resources, stack.services["retrieval"].address, console))
+        stop.arm()
         print_summary(console, results, resources, f"http://{host}:{port}/")
-        code = wait_until_stopped(stack, console)
+        code = wait_until_stopped(stack, stop, console)
     except ServiceFailed as err:
         console.print(f"[red]✗ {err}[/]")
         code = 1
     except KeyboardInterrupt:
+        console.print("Interrupted while starting.")
         code = 130
     finally:
         with console.status("Stopping…"):

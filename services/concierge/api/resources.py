@@ -332,12 +332,17 @@ class ModelSpec(Model):
     @model_validator(mode="after")
     def _provider_needs(self) -> ModelSpec:
         p = self.provider
-        if p != "extractive" and self.model is None:
-            raise ValueError(f"provider `{p}` needs `model`")
-        if p in ("azure-openai", "openai-compatible") and self.endpoint is None:
-            raise ValueError(f"provider `{p}` needs `endpoint`")
-        if p in ("openai", "azure-openai") and self.secret_ref is None:
-            raise ValueError(f"provider `{p}` needs `secretRef` with the API key")
+        missing = [
+            name
+            for name, needed, value in (
+                ("model", p != "extractive", self.model),
+                ("endpoint", p in ("azure-openai", "openai-compatible"), self.endpoint),
+                ("secretRef", p in ("openai", "azure-openai"), self.secret_ref),
+            )
+            if needed and value is None
+        ]
+        if missing:
+            raise ValueError(f"provider `{p}` needs {' and '.join(f'`{m}`' for m in missing)}")
         return self
 
 

@@ -59,3 +59,27 @@ def test_crd_schema_carries_defaults_and_cel_rules() -> None:
     rules = [r["rule"] for r in spec["properties"]["scaling"]["x-kubernetes-validations"]]
     assert rules == ["self.minReplicas <= self.maxReplicas"]
     assert set(spec["required"]) == {"displayName"}
+
+
+def _defaults(node: object) -> list[object]:
+    if isinstance(node, list):
+        return [d for item in node for d in _defaults(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node["default"]] if "default" in node else []
+    return found + [d for key, value in node.items() if key != "default" for d in _defaults(value)]
+
+
+def _has_null(value: object) -> bool:
+    if isinstance(value, dict):
+        return any(_has_null(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_null(v) for v in value)
+    return value is None
+
+
+def test_crd_defaults_never_hold_null_which_the_api_server_rejects() -> None:
+    for name, definition in all_crds().items():
+        defaults = _defaults(definition["spec"]["versions"][0]["schema"])
+        assert defaults, name
+        assert not [d for d in defaults if _has_null(d)], f"{name}: a default holds null"

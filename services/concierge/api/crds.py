@@ -67,7 +67,10 @@ class _WithFactoryDefaults(GenerateJsonSchema):
             return super().default_schema(schema)
         value = factory()  # type: ignore[call-arg]
         inner = self.generate_inner(schema["schema"])
-        dumped = value.model_dump(mode="json", by_alias=True) if isinstance(value, BaseModel) else value
+        # Unset optional fields are absent, not null: a default must validate against its own schema.
+        dumped = (
+            value.model_dump(mode="json", by_alias=True, exclude_none=True) if isinstance(value, BaseModel) else value
+        )
         return {**inner, "default": to_jsonable_python(dumped)}
 
 

@@ -34,23 +34,33 @@ class ResourceError(ValueError):
         self.problems = problems
 
 
-def _field_path(loc: Iterable[int | str]) -> str:
+def field_path(loc: Iterable[int | str]) -> str:
+    """Pydantic's error location as `spec.sources[0].path`."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(document)"
 
 
-def describe_validation_error(where: str, err: ValidationError) -> list[str]:
-    """One line per error: `file (document N): field.path: what is wrong (got: value)`."""
-    lines = []
+def field_errors(err: ValidationError) -> list[tuple[str, str]]:
+    """(field path, what is wrong and the offending value) for each error: every API and CLI reports these."""
+    out = []
     for e in err.errors():
         loc = [p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-after"))]
         got = e.get("input")
         got_text = "" if isinstance(got, dict | list) or got is None else f" (got: {got!r})"
-        msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{where}: {_field_path(loc)}: {msg}{got_text}")
-    return lines
+        out.append((field_path(loc), e["msg"].removeprefix("Value error, ") + got_text))
+    return out
+
+
+def describe_errors(err: ValidationError) -> str:
+    """All errors on one line: `field: problem; field: problem`."""
+    return "; ".join(f"{field}: {problem}" for field, problem in field_errors(err))
+
+
+def describe_validation_error(where: str, err: ValidationError) -> list[str]:
+    """One line per error: `file (document N): field.path: what is wrong (got: value)`."""
+    return [f"{where}: {field}: {problem}" for field, problem in field_errors(err)]
 
 
 def parse_documents(path: Path, text: str) -> tuple[list[LoadedResource], list[str]]:

@@ -18,6 +18,7 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DURATION = r"^([0-9]+(s|m|h|d))+$"
 _DURATION_PART = re.compile(r"([0-9]+)(s|m|h|d)")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_REFRESH_SECONDS = 60
 
 Name = Annotated[
     str,
@@ -120,7 +121,9 @@ class KnowledgeSource(Model):
         description="A file or folder; relative paths resolve against the resource's folder "
         "(laptop) or the mounted volume (cluster).",
     )
-    url: AnyHttpUrl | None = Field(default=None, description="An http(s) URL of one document.")
+    url: AnyHttpUrl | None = Field(
+        default=None, description="An http(s) URL of one document.", json_schema_extra={"pattern": "^https?://"}
+    )
     include: list[str] = Field(
         default_factory=lambda: [f"**/*{ext}" for ext in SUPPORTED_EXTENSIONS],
         description="Glob patterns of files to take from a folder `path`.",
@@ -178,7 +181,12 @@ class KnowledgeBaseSpec(Model):
     """Desired state of a KnowledgeBase."""
 
     description: str = Field(default="", max_length=2000, description="What this knowledge covers.")
-    sources: list[KnowledgeSource] = Field(min_length=1, max_length=100, description="Where the documents come from.")
+    sources: list[KnowledgeSource] = Field(
+        min_length=1,
+        max_length=100,
+        description="Where the documents come from.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
     chunking: ChunkingSpec = Field(default_factory=ChunkingSpec, description="Chunking settings.")
     embedding: EmbeddingSpec = Field(default_factory=EmbeddingSpec, description="Embedding model settings.")
     language: Literal["simple", "english", "german", "french", "spanish", "italian", "dutch", "portuguese"] = Field(
@@ -187,6 +195,13 @@ class KnowledgeBaseSpec(Model):
     refresh_interval: str = Field(
         default="24h", pattern=DURATION, description="How often sources are re-synced, e.g. `30m`, `6h`, `1d`."
     )
+
+    @field_validator("refresh_interval")
+    @classmethod
+    def _refresh_not_too_often(cls, value: str) -> str:
+        if duration_seconds(value) < MIN_REFRESH_SECONDS:
+            raise ValueError(f"refreshInterval {value!r} is shorter than the minimum of 1m; use e.g. `15m` or `1h`")
+        return value
 
     @field_validator("sources")
     @classmethod

@@ -70,6 +70,18 @@ async def open_pool(
 
     pool = AsyncConnectionPool(conninfo, min_size=min_size, max_size=max_size, configure=configure, open=False)
     await pool.open(wait=True, timeout=30)
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT current_user, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        )
+        row = await cur.fetchone()
+    if row is not None and row[1]:
+        await pool.close()
+        raise RuntimeError(
+            f"database connections act as role {row[0]!r}, which bypasses row-level security, so tenants would "
+            f"see each other's rows; set CONCIERGE_DATABASE_ROLE to a role without SUPERUSER or BYPASSRLS "
+            f"(the migrations create {APP_ROLE!r})"
+        )
     return pool
 
 

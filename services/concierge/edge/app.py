@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -18,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
-from concierge.api.loader import ResourceSet, load_paths
+from concierge.api.loader import ResourceSet, describe_errors, load_paths
 from concierge.common.grpcio import create_channel
 from concierge.edge import problems
 from concierge.edge.hub import Frame, SessionHub
@@ -41,8 +42,8 @@ from concierge.v1 import agent_pb2_grpc, memory_pb2, memory_pb2_grpc
 
 log = logging.getLogger(__name__)
 TENANT_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-WS_NOT_FOUND = 4404
-WS_BAD_REQUEST = 4400
+# Close codes: 4404 the session does not exist for this tenant, 4400 a bad request, 1013 try later.
+WS_CLOSE_CODES = {"not_found": 4404, "bad_request": 4400, "unavailable": 1013}
 
 
 @dataclass
@@ -118,8 +119,9 @@ async def accept_message(b: Backend, tenant: str, session: memory_pb2.Session, b
             timeout=b.settings.rpc_timeout_seconds,
         ),
     )
-    if reply.created:
-        b.turns.start(tenant, session.agent, reply.message)
+    # A resend (created=false) may follow an ack that never arrived: answer it unless an answer is
+    # already on its way; the agent replays a stored answer instead of writing a second one.
+    b.turns.start(tenant, session.agent, reply.message)
     return MessageAccepted(message=message_out(reply.message), created=reply.created)
 
 
@@ -205,63 +207,84 @@ async def stream(websocket: WebSocket, session_id: str, tenant: str | None = Non
         tenant_name = resolve_tenant(websocket.headers.get("x-concierge-tenant") or tenant, b.settings.default_tenant)
         session = await get_session(b, tenant_name, session_id)
     except Problem as p:
-        await websocket.send_json(
-            {"type": "error", "code": "not_found" if p.status == 404 else "bad_request", "message": p.detail}
-        )
-        await websocket.close(WS_NOT_FOUND if p.status == 404 else WS_BAD_REQUEST)
+        code = "not_found" if p.status == 404 else "unavailable" if p.status >= 500 else "bad_request"
+        await websocket.send_json({"type": "error", "code": code, "message": p.detail})
+        await websocket.close(WS_CLOSE_CODES[code])
         return
+    send_lock = asyncio.Lock()
+
+    async def send(frame: Frame) -> None:
+        async with send_lock:
+            await websocket.send_json(frame)
+
     with b.hub.subscribe(session_id) as sub:
         for frame in sub.replay:
-            await websocket.send_json(frame)
-        reader = asyncio.create_task(_read_frames(websocket, b, tenant_name, session, sub.queue))
+            await send(frame)
+        forwarder = asyncio.create_task(_forward(sub.queue, send))
         try:
-            while not reader.done():
-                getter = asyncio.create_task(sub.queue.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    await websocket.send_json(getter.result())
-                else:
-                    getter.cancel()
-        except (WebSocketDisconnect, RuntimeError):
-            pass
+            await _read_frames(websocket, b, tenant_name, session, send)
         finally:
-            reader.cancel()
+            forwarder.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-                await reader
+                await forwarder
+
+
+async def _forward(queue: asyncio.Queue[Frame], send: Callable[[Frame], Awaitable[None]]) -> None:
+    while True:
+        await send(await queue.get())
 
 
 async def _read_frames(
-    websocket: WebSocket, b: Backend, tenant: str, session: memory_pb2.Session, out: asyncio.Queue[Frame]
+    websocket: WebSocket,
+    b: Backend,
+    tenant: str,
+    session: memory_pb2.Session,
+    send: Callable[[Frame], Awaitable[None]],
 ) -> None:
-    """Handle client frames until the socket closes; replies go through `out` (one writer)."""
+    """Handle client frames until the socket closes."""
     while True:
         try:
-            data = await websocket.receive_json()
+            message = await websocket.receive()
         except (WebSocketDisconnect, RuntimeError):
             return
+        if message["type"] == "websocket.disconnect":
+            return
+        try:
+            data = json.loads(message["text"]) if message.get("text") is not None else None
         except ValueError:
-            out.put_nowait({"type": "error", "code": "invalid_frame", "message": "frames must be JSON objects"})
-            continue
+            data = None
         if not isinstance(data, dict) or data.get("type") != "user_message":
-            out.put_nowait(
+            await send(
                 {
                     "type": "error",
                     "code": "invalid_frame",
-                    "message": 'expected {"type": "user_message", "clientMessageId": "<uuid>", "text": "..."}',
+                    "retryable": False,
+                    "message": 'expected a JSON text frame {"type": "user_message", "clientMessageId": "<uuid>", '
+                    '"text": "..."}',
                 }
             )
             continue
+        client_id = data.get("clientMessageId")
         try:
             body = MessageCreate.model_validate({k: v for k, v in data.items() if k != "type"})
             accepted = await accept_message(b, tenant, session, body)
         except ValidationError as err:
-            detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
-            out.put_nowait({"type": "error", "code": "invalid_message", "message": detail})
+            await send(_not_sent(client_id, "invalid_message", describe_errors(err), retryable=False))
             continue
         except Problem as p:
-            out.put_nowait({"type": "error", "code": "not_stored", "message": p.detail})
+            await send(_not_sent(client_id, "not_stored", p.detail, retryable=p.status >= 500 or p.status == 429))
             continue
-        out.put_nowait({"type": "ack", **accepted.model_dump(by_alias=True, mode="json")})
+        await send({"type": "ack", **accepted.model_dump(by_alias=True, mode="json")})
+
+
+def _not_sent(client_message_id: object, code: str, message: str, *, retryable: bool) -> Frame:
+    return {
+        "type": "error",
+        "code": code,
+        "clientMessageId": client_message_id if isinstance(client_message_id, str) else None,
+        "retryable": retryable,
+        "message": message,
+    }
 
 
 @asynccontextmanager

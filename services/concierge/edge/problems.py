@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import grpc
@@ -10,7 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from concierge.api.loader import field_path
+
 PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
 
 _GRPC_TO_HTTP = {
     grpc.StatusCode.INVALID_ARGUMENT: 422,
@@ -40,12 +44,17 @@ def problem_response(request: Request, status: int, title: str, detail: str, **e
 
 
 def grpc_problem(err: grpc.aio.AioRpcError, what: str) -> Problem:
-    status = _GRPC_TO_HTTP.get(err.code(), 502)
-    title = "Backend unavailable" if status in (502, 503, 504) else err.code().name.replace("_", " ").capitalize()
-    detail = err.details() or f"{what} failed with {err.code().name}"
-    if status == 503:
-        detail = f"{what} is unavailable ({detail}); retry shortly"
-    return Problem(status, title, detail)
+    """The problem a backend's gRPC error becomes; internal details go to the log, not the client."""
+    code = err.code()
+    status = _GRPC_TO_HTTP.get(code)
+    if status is None:
+        log.warning("backend error what=%s code=%s detail=%s", what, code.name, err.details())
+        return Problem(502, "Backend error", f"the {what} failed unexpectedly; the error is logged, retry later")
+    if status in (503, 504):
+        log.warning("backend unavailable what=%s code=%s detail=%s", what, code.name, err.details())
+        return Problem(status, "Backend unavailable", f"the {what} is unavailable right now; retry shortly")
+    title = code.name.replace("_", " ").capitalize()
+    return Problem(status, title, err.details() or f"the {what} answered {code.name}")
 
 
 def install(app: FastAPI) -> None:
@@ -55,7 +64,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        errors = [{"field": field_path(e["loc"]), "message": e["msg"]} for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return problem_response(request, 422, "Invalid request", detail, errors=errors)
 

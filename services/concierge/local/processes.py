@@ -5,6 +5,7 @@ Used by `concierge up` and by the test fixtures; each child is stopped by its PI
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+PR_SET_PDEATHSIG = 1
 GRPC_SERVICES = ("embedding", "retrieval", "memory", "agent")
 HTTP_SERVICES = ("edge",)
 
@@ -96,6 +98,13 @@ class ServiceProcess:
             self.process.wait(5)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the supervisor dies, however it dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start_service(
     name: str,
     *,
@@ -119,5 +128,6 @@ def start_service(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches only the supervisor
+            preexec_fn=_die_with_parent,
         )
     return ServiceProcess(name=name, port=port, process=process, log_path=log_path, host=host, env=dict(env))

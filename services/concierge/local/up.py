@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
+import psycopg
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -27,6 +29,7 @@ from concierge.local.processes import ServiceFailed, ServiceProcess, free_port, 
 from concierge.local.sync import SyncResult, sync_knowledge_base
 from concierge.v1 import retrieval_pb2, retrieval_pb2_grpc
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 REPO_UI_DIR = Path(__file__).resolve().parents[3] / "frontend" / "dist"
 
 
@@ -168,8 +171,8 @@ class StopFlag:
         self.requested = False
 
     def arm(self) -> None:
-        signal.signal(signal.SIGINT, self._set)
-        signal.signal(signal.SIGTERM, self._set)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._set)
 
     def _set(self, _signum: int, _frame: object) -> None:
         self.requested = True
@@ -198,8 +201,10 @@ def up(resources: ResourceSet, state_dir: Path, host: str, port: int, console: C
         chosen = free_port(host)
         console.print(f"[yellow]Port {port} is in use; using {chosen} instead (choose one with --port).[/]")
         port = chosen
-    # While starting, SIGTERM behaves like Ctrl-C, so whatever did start is stopped below.
+    # While starting, SIGTERM and SIGHUP (terminal closed) behave like Ctrl-C, so whatever did
+    # start is stopped below.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     stack = Stack()
     stop = StopFlag()
     try:
@@ -211,10 +216,18 @@ def up(resources: ResourceSet, state_dir: Path, host: str, port: int, console: C
     except ServiceFailed as err:
         console.print(f"[red]✗ {err}[/]")
         code = 1
+    except grpc.aio.AioRpcError as err:
+        console.print(f"[red]✗ {err.code().name}: {err.details()}[/]  (service logs: {state_dir / 'logs'})")
+        code = 1
+    except psycopg.Error as err:
+        console.print(f"[red]✗ PostgreSQL: {err}[/]")
+        code = 1
     except KeyboardInterrupt:
         console.print("Interrupted while starting.")
         code = 130
     finally:
+        for sig in STOP_SIGNALS:  # a second Ctrl-C must not cut the shutdown short
+            signal.signal(sig, signal.SIG_IGN)
         with console.status("Stopping…"):
             stack.stop()
         console.print("Stopped every service; data kept in " + str(state_dir))

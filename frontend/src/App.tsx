@@ -31,7 +31,10 @@ export function App() {
 
   return (
     <div className="app">
-      <Header agent={chat.agent} status={chat.status} ready={ready} onNewConversation={chat.newConversation} />
+      <Header agent={chat.agent} status={chat.status}
+        ready={ready}
+        failed={chat.phase.kind === 'failed'}
+        onNewConversation={chat.newConversation} />
       <main className="main">
         <MessageList
           greeting={chat.agent?.greeting?.trim() || null}

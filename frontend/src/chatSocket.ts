@@ -10,9 +10,48 @@ export interface ChatSocketOptions {
   /** Called on every successful (re)connect; `reconnected` is false the first time. */
   onOpen: (reconnected: boolean) => void;
   onStatus: (status: ConnectionStatus) => void;
+  /**
+   * The edge closed the socket for good (`session_not_found`: 4404,
+   * `bad_request`: 4400). The socket is stopped; no reconnect follows.
+   */
+  onGiveUp?: (reason: CloseAction, code: number, closeReason: string) => void;
+  /** The socket closed and a reconnect is scheduled (e.g. 1013, a network drop). */
+  onRetry?: (code: number) => void;
   WebSocketImpl?: typeof WebSocket;
 }
 
+/** The session does not exist (for this tenant). */
+export const CLOSE_SESSION_NOT_FOUND = 4404;
+/** Bad request, e.g. an invalid tenant. */
+export const CLOSE_BAD_REQUEST = 4400;
+/** Try again later: a back end is unavailable. */
+export const CLOSE_TRY_AGAIN_LATER = 1013;
+
+export type CloseAction = 'reconnect' | 'session_not_found' | 'bad_request';
+
+/**
+ * After the edge gave up on a socket: a session that does not exist is
+ * replaced by a new one (as on a 404 at load) unless that was just done, which
+ * would loop; a bad request is shown as an error.
+ */
+export function afterGiveUp(
+  action: CloseAction,
+  now: number,
+  lastReplacedAt: number,
+  minInterval = 15_000,
+): 'new_session' | 'show_error' {
+  return action === 'session_not_found' && now - lastReplacedAt >= minInterval ? 'new_session' : 'show_error';
+}
+
+/** What a close code means for the client. Anything unknown is retried. */
+export function closeAction(code: number): CloseAction {
+  if (code === CLOSE_SESSION_NOT_FOUND) return 'session_not_found';
+  if (code === CLOSE_BAD_REQUEST) return 'bad_request';
+  return 'reconnect'; // 1013 and network drops (1006) alike: back off and retry
+}
+
+/** WebSocket.OPEN (not read from the global, which tests may not have). */
+const WS_OPEN = 1;
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 10_000;
 /** A connection must stay up this long before the backoff starts over. */
@@ -50,13 +89,13 @@ export class ChatSocket {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    window.addEventListener('online', this.reconnectNow);
+    if (typeof window !== 'undefined') window.addEventListener('online', this.reconnectNow);
     this.connect();
   }
 
   stop(): void {
     this.stopped = true;
-    window.removeEventListener('online', this.reconnectNow);
+    if (typeof window !== 'undefined') window.removeEventListener('online', this.reconnectNow);
     this.clearTimers();
     const ws = this.ws;
     this.ws = null;
@@ -72,12 +111,12 @@ export class ChatSocket {
   }
 
   get isOpen(): boolean {
-    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+    return this.ws !== null && this.ws.readyState === WS_OPEN;
   }
 
   /** Sends now if connected; returns false if not (the caller resends on open). */
   send(frame: UserMessageFrame): boolean {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    if (!this.ws || this.ws.readyState !== WS_OPEN) return false;
     this.ws.send(JSON.stringify(frame));
     return true;
   }
@@ -127,10 +166,17 @@ export class ChatSocket {
     ws.onerror = () => {
       // onclose follows and schedules the retry
     };
-    ws.onclose = () => {
+    ws.onclose = (ev: CloseEvent) => {
       if (this.ws !== ws) return;
       this.ws = null;
-      this.scheduleReconnect();
+      const action = closeAction(ev.code);
+      if (action === 'reconnect') {
+        this.scheduleReconnect();
+        this.opts.onRetry?.(ev.code);
+        return;
+      }
+      this.stop();
+      this.opts.onGiveUp?.(action, ev.code, ev.reason);
     };
   }
 

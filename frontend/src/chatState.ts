@@ -1,19 +1,37 @@
 // Pure chat state: stored messages, un-acked user messages, assistant answers
 // being streamed, and notices. Kept free of React and I/O so it is unit-tested.
 
+import { codePointLength, dropCodePoints } from './codePoints';
+import { MAX_MESSAGE_CHARS, messageLength } from './config';
 import type { Citation, Message, ServerFrame } from './types';
 
-/** A user message typed here that the server has not acknowledged yet. */
+/** A user message typed here that the server has not acknowledged yet (the resend queue). */
 export interface PendingMessage {
   clientMessageId: string;
   text: string;
   createdAt: number;
+  /** The last retryable error the edge answered it with; it is sent again later. */
+  lastError?: string | null;
+}
+
+/** A user message the edge refused for good (`retryable: false`): shown, never resent. */
+export interface RejectedMessage {
+  clientMessageId: string;
+  text: string;
+  createdAt: number;
+  code: string | null;
+  /** Why, shown as "Not sent: …". */
+  message: string;
+  /** Shown after the stored messages with seq <= anchorSeq. */
+  anchorSeq: number;
 }
 
 /** An assistant answer being streamed, keyed by the user message it answers. */
 export interface StreamState {
   replyTo: string;
   text: string;
+  /** Length of `text` in code points, the unit of the edge's `text_delta.offset`. */
+  textLength: number;
   citations: Citation[];
   /** Name of a tool call in progress, or null. */
   tool: string | null;
@@ -41,6 +59,7 @@ export interface ChatState {
   /** Stored messages, unique by id, ordered by seq. */
   messages: Message[];
   pending: PendingMessage[];
+  rejected: RejectedMessage[];
   streams: Record<string, StreamState>;
   escalations: EscalationNotice[];
   errors: ErrorNotice[];
@@ -49,6 +68,7 @@ export interface ChatState {
 export const initialChatState: ChatState = {
   messages: [],
   pending: [],
+  rejected: [],
   streams: {},
   escalations: [],
   errors: [],
@@ -66,6 +86,8 @@ export type ChatAction =
   | { type: 'frame'; frame: ServerFrame; now: number }
   | { type: 'local_error'; code: string | null; message: string; key: string }
   | { type: 'dismiss_error'; key: string }
+  /** Drop the error notices with this code (e.g. one the page shows elsewhere). */
+  | { type: 'clear_errors'; code: string }
   | { type: 'expire'; now: number };
 
 export function lastSeq(state: ChatState): number {
@@ -93,12 +115,15 @@ function mergeMessages(state: ChatState, incoming: Message[]): ChatState {
 
   const acked = new Set(incoming.map((m) => m.clientMessageId).filter((c): c is string => !!c));
   const pending = state.pending.filter((p) => !acked.has(p.clientMessageId));
+  const rejected = state.rejected.some((r) => acked.has(r.clientMessageId))
+    ? state.rejected.filter((r) => !acked.has(r.clientMessageId))
+    : state.rejected;
 
   let streams = state.streams;
   for (const m of incoming) {
     if (m.role === 'assistant' && m.replyTo) streams = omit(streams, m.replyTo);
   }
-  return { ...state, messages, pending, streams };
+  return { ...state, messages, pending, rejected, streams };
 }
 
 function updateStream(
@@ -112,6 +137,7 @@ function updateStream(
   const current: StreamState = state.streams[replyTo] ?? {
     replyTo,
     text: '',
+    textLength: 0,
     citations: [],
     tool: null,
     interrupted: false,
@@ -135,6 +161,84 @@ function dropEmptyStreams(streams: Record<string, StreamState>, keep: (s: Stream
   return out;
 }
 
+type TextDelta = Extract<ServerFrame, { type: 'text_delta' }>;
+type ErrorFrame = Extract<ServerFrame, { type: 'error' }>;
+
+/**
+ * Appends a delta to the streamed text. With an `offset` (the answer's length
+ * before the delta), a replayed delta that is already shown is skipped (only
+ * its unseen tail is added, if any) and one after a gap is not applied: the
+ * `done` frame or a messages refetch brings the full text. Without an offset
+ * (older edges) the delta is appended.
+ */
+export function applyDelta(s: StreamState, frame: TextDelta): StreamState {
+  const live = { ...s, interrupted: false };
+  const deltaLength = codePointLength(frame.text);
+  const offset = frame.offset;
+  if (typeof offset !== 'number' || offset === s.textLength) {
+    return { ...live, text: s.text + frame.text, textLength: s.textLength + deltaLength };
+  }
+  if (offset < s.textLength) {
+    const unseen = offset + deltaLength - s.textLength;
+    if (unseen <= 0) return live;
+    return { ...live, text: s.text + dropCodePoints(frame.text, deltaLength - unseen), textLength: s.textLength + unseen };
+  }
+  return live; // a gap: keep what is shown
+}
+
+function addErrorNotice(state: ChatState, frame: ErrorFrame, now: number): ErrorNotice[] {
+  const code = frame.code ?? null;
+  const message = frame.message || 'Something went wrong.';
+  const anchorSeq = lastSeq(state);
+  const prev = state.errors[state.errors.length - 1];
+  // The same failure again (e.g. on every reconnect attempt) is shown once.
+  if (prev && prev.code === code && prev.message === message && prev.anchorSeq === anchorSeq) return state.errors;
+  return [...state.errors, { key: `err:${now}:${state.errors.length}`, code, message, anchorSeq }];
+}
+
+/** Human wording for a message the edge refused for good. */
+export function rejectionText(code: string | null, message: string, text: string): string {
+  if (code === 'invalid_message') {
+    if (messageLength(text) > MAX_MESSAGE_CHARS) {
+      return `the message is longer than ${MAX_MESSAGE_CHARS.toLocaleString('en-US')} characters.`;
+    }
+    if (messageLength(text) === 0) return 'the message is empty.';
+  }
+  return message || 'the message was refused.';
+}
+
+/** An error answering one `user_message` frame (it carries `clientMessageId`). */
+function applyMessageError(state: ChatState, frame: ErrorFrame & { clientMessageId: string }, now: number): ChatState {
+  const id = frame.clientMessageId;
+  const p = state.pending.find((x) => x.clientMessageId === id);
+  if (!p) {
+    // Already stored, already refused, or a stale reply to an earlier resend.
+    const known =
+      state.rejected.some((r) => r.clientMessageId === id) || state.messages.some((m) => m.clientMessageId === id);
+    return known ? state : { ...state, errors: addErrorNotice(state, frame, now) };
+  }
+  if (frame.retryable === false) {
+    const code = frame.code ?? null;
+    const rejected: RejectedMessage = {
+      clientMessageId: id,
+      text: p.text,
+      createdAt: p.createdAt,
+      code,
+      message: rejectionText(code, frame.message, p.text),
+      anchorSeq: lastSeq(state),
+    };
+    return {
+      ...state,
+      pending: state.pending.filter((x) => x !== p),
+      rejected: [...state.rejected, rejected],
+    };
+  }
+  // Retryable (or an older edge that does not say): stays queued for a resend.
+  const lastError = frame.message || 'Not sent yet.';
+  if (p.lastError === lastError) return state;
+  return { ...state, pending: state.pending.map((x) => (x === p ? { ...x, lastError } : x)) };
+}
+
 function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatState {
   switch (frame.type) {
     case 'ack': {
@@ -145,7 +249,7 @@ function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatStat
       return updateStream(merged, m.id, now, (s) => s);
     }
     case 'text_delta':
-      return updateStream(state, frame.replyTo, now, (s) => ({ ...s, text: s.text + frame.text, interrupted: false }));
+      return updateStream(state, frame.replyTo, now, (s) => applyDelta(s, frame));
     case 'tool_call':
       return updateStream(state, frame.replyTo, now, (s) => ({
         ...s,
@@ -174,16 +278,22 @@ function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatStat
       return { ...merged, streams: omit(merged.streams, frame.replyTo) };
     }
     case 'error': {
-      const key = `err:${now}:${state.errors.length}`;
-      const errors = [
-        ...state.errors,
-        { key, code: frame.code ?? null, message: frame.message || 'Something went wrong.', anchorSeq: lastSeq(state) },
-      ];
-      // The turn in flight most likely failed: drop typing indicators and
-      // freeze partial answers (a later delta or done revives/replaces them).
-      const streams = dropEmptyStreams(state.streams, (s) =>
-        s.text ? { ...s, tool: null, interrupted: true } : null,
-      );
+      const { clientMessageId } = frame;
+      if (clientMessageId) return applyMessageError(state, { ...frame, clientMessageId }, now);
+      const errors = addErrorNotice(state, frame, now);
+      // The answer to `replyTo` failed (older edges do not say which: then any
+      // answer in flight may have). Drop typing indicators and freeze partial
+      // answers; a later delta or done revives/replaces them.
+      const freeze = (s: StreamState): StreamState | null => (s.text ? { ...s, tool: null, interrupted: true } : null);
+      const { replyTo } = frame;
+      let streams: Record<string, StreamState>;
+      if (replyTo) {
+        const s = state.streams[replyTo];
+        const frozen = s ? freeze(s) : null;
+        streams = frozen ? { ...state.streams, [replyTo]: frozen } : omit(state.streams, replyTo);
+      } else {
+        streams = dropEmptyStreams(state.streams, freeze);
+      }
       return { ...state, errors, streams };
     }
     default:
@@ -198,7 +308,12 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
     case 'merge_messages':
       return mergeMessages(state, action.messages);
     case 'send':
-      if (state.pending.some((p) => p.clientMessageId === action.clientMessageId)) return state;
+      if (
+        state.pending.some((p) => p.clientMessageId === action.clientMessageId) ||
+        state.rejected.some((r) => r.clientMessageId === action.clientMessageId)
+      ) {
+        return state;
+      }
       return {
         ...state,
         pending: [...state.pending, { clientMessageId: action.clientMessageId, text: action.text, createdAt: action.now }],
@@ -212,6 +327,10 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
       };
     case 'dismiss_error':
       return { ...state, errors: state.errors.filter((e) => e.key !== action.key) };
+    case 'clear_errors':
+      return state.errors.some((e) => e.code === action.code)
+        ? { ...state, errors: state.errors.filter((e) => e.code !== action.code) }
+        : state;
     case 'expire': {
       let changed = false;
       const streams = dropEmptyStreams(state.streams, (s) => {
@@ -243,13 +362,14 @@ export type TimelineItem =
   | { kind: 'pending'; key: string; pending: PendingMessage }
   | { kind: 'stream'; key: string; stream: StreamState }
   | { kind: 'escalation'; key: string; notice: EscalationNotice }
-  | { kind: 'error'; key: string; notice: ErrorNotice };
+  | { kind: 'error'; key: string; notice: ErrorNotice }
+  | { kind: 'rejected'; key: string; rejected: RejectedMessage };
 
 /**
  * The order things are shown in: stored messages by seq; an answer being
  * streamed right after the user message it answers; escalation notices after
- * the answer (or the question, if there is no answer); errors where they
- * happened; un-acked user messages last.
+ * the answer (or the question, if there is no answer); errors and refused
+ * user messages where they happened; un-acked user messages last.
  */
 export function buildTimeline(state: ChatState): TimelineItem[] {
   const items: TimelineItem[] = [];
@@ -273,12 +393,19 @@ export function buildTimeline(state: ChatState): TimelineItem[] {
       }
     }
   };
-  const errors = [...state.errors];
-  let errorIdx = 0;
+  // Errors and refused messages, by anchorSeq (a stable sort keeps each list's order).
+  const anchored: { anchorSeq: number; item: TimelineItem }[] = [
+    ...state.errors.map((e) => ({ anchorSeq: e.anchorSeq, item: { kind: 'error', key: e.key, notice: e } as const })),
+    ...state.rejected.map((r) => ({
+      anchorSeq: r.anchorSeq,
+      item: { kind: 'rejected', key: `u:${r.clientMessageId}`, rejected: r } as const,
+    })),
+  ].sort((a, b) => a.anchorSeq - b.anchorSeq);
+  let anchoredIdx = 0;
   const flushErrors = (beforeSeq: number) => {
-    while (errorIdx < errors.length && (errors[errorIdx]?.anchorSeq ?? 0) < beforeSeq) {
-      const e = errors[errorIdx++];
-      if (e) items.push({ kind: 'error', key: e.key, notice: e });
+    while (anchoredIdx < anchored.length && (anchored[anchoredIdx]?.anchorSeq ?? 0) < beforeSeq) {
+      const a = anchored[anchoredIdx++];
+      if (a) items.push(a.item);
     }
   };
 

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { newClientMessageId, readPageParams, sessionStorageKey, streamUrl } from './config';
+import { codePointLength, dropCodePoints } from './codePoints';
+import {
+  COUNTER_FROM_CHARS,
+  lengthStatus,
+  MAX_MESSAGE_CHARS,
+  messageLength,
+  newClientMessageId,
+  readPageParams,
+  sessionStorageKey,
+  streamUrl,
+} from './config';
 
 describe('config', () => {
   it('reads tenant and agent from the page URL', () => {
@@ -22,5 +32,26 @@ describe('config', () => {
 
   it('makes v4 UUIDs', () => {
     expect(newClientMessageId()).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
+
+describe('message length', () => {
+  it('counts code points of the trimmed text, like the edge', () => {
+    expect(messageLength('  hi \n')).toBe(2);
+    expect(messageLength('👋👋')).toBe(2);
+    expect(codePointLength('a👋b')).toBe(3);
+    expect(dropCodePoints('a👋b', 2)).toBe('b');
+  });
+
+  it('shows a counter near the limit and refuses text above it', () => {
+    expect(lengthStatus('x'.repeat(COUNTER_FROM_CHARS - 1))).toEqual({
+      length: COUNTER_FROM_CHARS - 1,
+      showCounter: false,
+      tooLong: false,
+    });
+    expect(lengthStatus('x'.repeat(MAX_MESSAGE_CHARS))).toMatchObject({ showCounter: true, tooLong: false });
+    expect(lengthStatus(`${'x'.repeat(MAX_MESSAGE_CHARS)}   `)).toMatchObject({ tooLong: false });
+    expect(lengthStatus('x'.repeat(MAX_MESSAGE_CHARS + 1))).toMatchObject({ showCounter: true, tooLong: true });
+    expect(MAX_MESSAGE_CHARS).toBe(8000);
   });
 });

@@ -1,5 +1,7 @@
 // Page-level settings read from the URL: `?tenant=NAME` and `?agent=NAME`.
 
+import { codePointLength } from './codePoints';
+
 export interface PageParams {
   /** Tenant to send to the edge; null means "let the edge use its default". */
   tenant: string | null;
@@ -15,6 +17,25 @@ function clean(value: string | null): string | null {
 export function readPageParams(search: string): PageParams {
   const params = new URLSearchParams(search);
   return { tenant: clean(params.get('tenant')), agent: clean(params.get('agent')) };
+}
+
+/** The edge rejects longer messages (`invalid_message`). */
+export const MAX_MESSAGE_CHARS = 8000;
+/** The composer shows a character counter from this length on. */
+export const COUNTER_FROM_CHARS = 7000;
+
+/**
+ * Length of a message as the edge counts it: Unicode code points of the
+ * trimmed text (what is sent). `String.length` would count an emoji twice.
+ */
+export function messageLength(text: string): number {
+  return codePointLength(text.trim());
+}
+
+/** What the composer shows for `text`: its length, a counter near the limit, "too long" above it. */
+export function lengthStatus(text: string): { length: number; showCounter: boolean; tooLong: boolean } {
+  const length = messageLength(text);
+  return { length, showCounter: length >= COUNTER_FROM_CHARS, tooLong: length > MAX_MESSAGE_CHARS };
 }
 
 /** localStorage key under which the session id for a tenant + agent is kept. */

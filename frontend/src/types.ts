@@ -55,9 +55,26 @@ export interface UserMessageFrame {
 /** Server -> client frames. */
 export type ServerFrame =
   | { type: 'ack'; message: Message; created: boolean }
-  | { type: 'text_delta'; replyTo: string; text: string }
+  /**
+   * `offset`: characters (Unicode code points) of this answer's text before
+   * this delta. A socket that (re)joins mid-answer gets the answer's frames
+   * again from the start. Older edges send no offset.
+   */
+  | { type: 'text_delta'; replyTo: string; text: string; offset?: number | null }
   | { type: 'tool_call'; replyTo: string; name: string; finished: boolean }
   | { type: 'citation'; replyTo: string; citation: Citation }
   | { type: 'escalation'; replyTo: string; reason?: string | null; message: string }
   | { type: 'done'; replyTo: string; message: Message }
-  | { type: 'error'; code?: string | null; message: string };
+  /**
+   * `replyTo`: the answer to this user message failed. `clientMessageId`: the
+   * `user_message` frame with this id was not stored; `retryable: false` means
+   * sending it again can never work (e.g. `invalid_message`).
+   */
+  | {
+      type: 'error';
+      code?: string | null;
+      message: string;
+      replyTo?: string | null;
+      clientMessageId?: string | null;
+      retryable?: boolean | null;
+    };

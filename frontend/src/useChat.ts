@@ -3,9 +3,22 @@
 
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
 import { ApiClient, ApiError } from './api';
-import { chatReducer, initialChatState, lastSeq, type ChatState } from './chatState';
-import { ChatSocket, type ConnectionStatus } from './chatSocket';
-import { newClientMessageId, sessionStorageKey, streamUrl, type PageParams } from './config';
+import { chatReducer, initialChatState, lastSeq, type ChatState, type PendingMessage } from './chatState';
+import {
+  afterGiveUp,
+  ChatSocket,
+  CLOSE_TRY_AGAIN_LATER,
+  type CloseAction,
+  type ConnectionStatus,
+} from './chatSocket';
+import {
+  MAX_MESSAGE_CHARS,
+  messageLength,
+  newClientMessageId,
+  sessionStorageKey,
+  streamUrl,
+  type PageParams,
+} from './config';
 import type { Agent, Session } from './types';
 
 export type Phase = { kind: 'loading' } | { kind: 'ready' } | { kind: 'failed'; message: string };
@@ -15,6 +28,7 @@ const RESEND_AFTER_MS = 10_000;
 /** With an answer in flight and no frame for this long, poll for stored messages. */
 const QUIET_POLL_MS = 5_000;
 const TICK_MS = 2_000;
+export const SESSION_REPLACED_MESSAGE = 'This conversation is no longer available, so a new one was started.';
 
 function storageGet(key: string): string | null {
   try {
@@ -71,6 +85,11 @@ export function useChat(params: PageParams): ChatApi {
   const socketRef = useRef<ChatSocket | null>(null);
   const sentAtRef = useRef(new Map<string, number>());
   const lastFrameAtRef = useRef(0);
+  /** localStorage key of the current session id. */
+  const sessionKeyRef = useRef<string | null>(null);
+  /** Un-acked messages to send in the session that replaces a vanished one. */
+  const carryRef = useRef<PendingMessage[] | null>(null);
+  const replacedAtRef = useRef(0);
 
   // --- bootstrap: agent -> session -> history ---------------------------
   useEffect(() => {
@@ -80,6 +99,10 @@ export function useChat(params: PageParams): ChatApi {
     setSessionId(null);
     dispatch({ type: 'reset' });
     sentAtRef.current.clear();
+    const carried = carryRef.current;
+    for (const p of carried ?? []) {
+      dispatch({ type: 'send', clientMessageId: p.clientMessageId, text: p.text, now: p.createdAt });
+    }
 
     (async () => {
       const agents = await api.listAgents(signal);
@@ -92,6 +115,7 @@ export function useChat(params: PageParams): ChatApi {
       setAgent(chosen);
 
       const key = sessionStorageKey(params.tenant, chosen.name);
+      sessionKeyRef.current = key;
       const storedId = storageGet(key);
       let session: Session | null = null;
       if (storedId) {
@@ -109,6 +133,10 @@ export function useChat(params: PageParams): ChatApi {
       const history = await api.listMessagesAfter(session.id, 0, signal);
       if (signal.aborted) return;
       dispatch({ type: 'merge_messages', messages: history });
+      if (carried) {
+        carryRef.current = null;
+        dispatch({ type: 'local_error', code: 'session_replaced', message: SESSION_REPLACED_MESSAGE, key: `replaced:${Date.now()}` });
+      }
       setSessionId(session.id);
       setPhase({ kind: 'ready' });
     })().catch((err: unknown) => {
@@ -126,6 +154,8 @@ export function useChat(params: PageParams): ChatApi {
     let refetching = false;
     let refetchAgain = false;
     let fetchedSeq = 0;
+    /** The last error frame not about one message or answer: the reason a close follows. */
+    let socketError: { code: string | null; message: string } | null = null;
 
     const refetch = async (): Promise<void> => {
       if (refetching) {
@@ -160,12 +190,44 @@ export function useChat(params: PageParams): ChatApi {
       }
     };
 
+    function onGiveUp(reason: CloseAction, closeReason: string): void {
+      if (disposed) return;
+      const now = Date.now();
+      if (afterGiveUp(reason, now, replacedAtRef.current) === 'new_session') {
+        // Gone (expired, deleted, other tenant): start a new session and send
+        // the un-acked messages there.
+        replacedAtRef.current = now;
+        carryRef.current = stateRef.current.pending;
+        if (sessionKeyRef.current) storageSet(sessionKeyRef.current, null);
+        setBootCount((n) => n + 1);
+        return;
+      }
+      // The error frame before the close says why; show it once, in the banner.
+      dispatch({ type: 'clear_errors', code: reason === 'session_not_found' ? 'not_found' : 'bad_request' });
+      setPhase({
+        kind: 'failed',
+        message:
+          socketError?.message ||
+          closeReason ||
+          (reason === 'session_not_found'
+            ? 'This conversation could not be found.'
+            : 'The support service refused the connection.'),
+      });
+    }
+
     const sock = new ChatSocket({
       url: streamUrl(window.location, sessionId, params.tenant),
       onStatus: (s) => {
         if (!disposed) setStatus(s);
       },
+      onGiveUp: (reason, _code, closeReason) => onGiveUp(reason, closeReason),
+      onRetry: (code) => {
+        // "Try again later": the header shows "Reconnecting…"; the error frame
+        // sent before the close need not stay on screen.
+        if (code === CLOSE_TRY_AGAIN_LATER && socketError?.code) dispatch({ type: 'clear_errors', code: socketError.code });
+      },
       onOpen: () => {
+        socketError = null;
         // Messages typed while offline or never acked: send again with the
         // same clientMessageId (the edge dedupes), then catch up on anything
         // stored while we were away.
@@ -174,6 +236,9 @@ export function useChat(params: PageParams): ChatApi {
       },
       onFrame: (frame) => {
         lastFrameAtRef.current = Date.now();
+        if (frame.type === 'error' && !frame.replyTo && !frame.clientMessageId) {
+          socketError = { code: frame.code ?? null, message: frame.message };
+        }
         dispatch({ type: 'frame', frame, now: lastFrameAtRef.current });
       },
     });
@@ -202,7 +267,7 @@ export function useChat(params: PageParams): ChatApi {
   const send = useCallback(
     (text: string): boolean => {
       const trimmed = text.trim();
-      if (!trimmed || !sessionId) return false;
+      if (!trimmed || !sessionId || messageLength(trimmed) > MAX_MESSAGE_CHARS) return false;
       const clientMessageId = newClientMessageId();
       dispatch({ type: 'send', clientMessageId, text: trimmed, now: Date.now() });
       const sock = socketRef.current;

@@ -5,6 +5,8 @@ interface HeaderProps {
   agent: Agent | null;
   status: ConnectionStatus;
   ready: boolean;
+  /** Loading the chat failed or the edge refused the connection. */
+  failed?: boolean;
   onNewConversation: () => void;
 }
 
@@ -21,9 +23,9 @@ const STATUS_TEXT: Record<ConnectionStatus, string> = {
   closed: 'Offline',
 };
 
-export function Header({ agent, status, ready, onNewConversation }: HeaderProps) {
+export function Header({ agent, status, ready, failed = false, onNewConversation }: HeaderProps) {
   const name = agent ? agent.displayName || agent.name : '';
-  const shownStatus: ConnectionStatus = ready ? status : 'connecting';
+  const shownStatus: ConnectionStatus = ready ? status : failed ? 'closed' : 'connecting';
   return (
     <header className="header">
       <div className="header__inner">

@@ -13,21 +13,36 @@ interface MessageListProps {
   sendCount: number;
 }
 
-function UserBubble({ text, sending, createdAt }: { text: string; sending: boolean; createdAt?: string }) {
-  const time = formatTime(createdAt);
+interface UserBubbleProps {
+  text: string;
+  status: 'sending' | 'sent' | 'failed';
+  createdAt?: string;
+  /** sending: the last retryable error (it is sent again); failed: why it was refused. */
+  error?: string | null;
+}
+
+function UserBubble({ text, status, createdAt, error }: UserBubbleProps) {
+  let meta: string;
+  if (status === 'failed') meta = `Not sent: ${error ?? 'the message was refused.'}`;
+  else if (status === 'sending') meta = error ? `Not sent yet (${error}). Retrying…` : 'Sending…';
+  else meta = formatTime(createdAt);
   return (
     <div className="row row--user">
       <div className="stack stack--end">
         <div
-          className={`bubble bubble--user${sending ? ' bubble--sending' : ''}`}
+          className={`bubble bubble--user${status === 'sending' ? ' bubble--sending' : ''}${status === 'failed' ? ' bubble--failed' : ''}`}
           data-testid="message-user"
-          data-status={sending ? 'sending' : 'sent'}
-          aria-label="Your message"
+          data-status={status}
+          aria-label={status === 'failed' ? 'Your message, not sent' : 'Your message'}
         >
           {text}
         </div>
-        <p className="meta" aria-live="polite">
-          {sending ? 'Sending…' : time}
+        <p
+          className={`meta${status === 'failed' ? ' meta--error' : ''}`}
+          data-testid={status === 'failed' ? 'send-error' : undefined}
+          aria-live="polite"
+        >
+          {meta}
         </p>
       </div>
     </div>
@@ -46,7 +61,7 @@ function renderItem(item: TimelineItem, onDismissError: (key: string) => void) {
   switch (item.kind) {
     case 'message': {
       const m = item.message;
-      if (m.role === 'user') return <UserBubble key={item.key} text={m.text} sending={false} createdAt={m.createdAt} />;
+      if (m.role === 'user') return <UserBubble key={item.key} text={m.text} status="sent" createdAt={m.createdAt} />;
       if (m.role === 'system') return <SystemLine key={item.key} message={m} />;
       return (
         <AssistantMessage
@@ -60,7 +75,9 @@ function renderItem(item: TimelineItem, onDismissError: (key: string) => void) {
       );
     }
     case 'pending':
-      return <UserBubble key={item.key} text={item.pending.text} sending={true} />;
+      return <UserBubble key={item.key} text={item.pending.text} status="sending" error={item.pending.lastError} />;
+    case 'rejected':
+      return <UserBubble key={item.key} text={item.rejected.text} status="failed" error={item.rejected.message} />;
     case 'stream': {
       const s = item.stream;
       if (!s.text) {

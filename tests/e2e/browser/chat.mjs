@@ -10,6 +10,11 @@
 // one JSON line to stdout:
 //   {"agent": ..., "answer": ..., "citations": [{"text": ...}], "sawStreaming": bool}
 // and exits 0; on failure prints {"error": ..., ...} and exits 1.
+//
+// --drop-mid-answer closes the page's WebSocket once the answer has started
+// streaming (the page reconnects and the edge replays the answer) and checks
+// that every text the streaming bubble showed is a prefix of the final answer
+// (no "Thirty Thirty days"); the output then has "dropped": true.
 
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
@@ -81,19 +86,37 @@ function loadPlaywright() {
   }
 }
 
-/** Runs in the page before any of its scripts: remembers streaming bubbles. */
+/**
+ * Runs in the page before any of its scripts: remembers streaming bubbles and
+ * the texts they showed, and keeps the page's WebSockets so they can be closed.
+ */
 function installStreamingObserver() {
-  const state = { sawStreaming: false };
+  const state = { sawStreaming: false, streamedTexts: [], sockets: [], dropped: false };
   Object.defineProperty(window, '__conciergeE2E', { value: state });
+  const NativeWebSocket = window.WebSocket;
+  window.WebSocket = class extends NativeWebSocket {
+    constructor(...args) {
+      super(...args);
+      state.sockets.push(this);
+    }
+  };
+  state.dropSockets = () => {
+    for (const ws of state.sockets) if (ws.readyState <= 1) ws.close(4000, 'e2e: simulated drop');
+    state.dropped = true;
+  };
   const check = () => {
-    if (!state.sawStreaming && document.querySelector('[data-testid="message-assistant"][data-streaming="true"]')) {
-      state.sawStreaming = true;
+    const bubbles = document.querySelectorAll('[data-testid="message-assistant"][data-streaming="true"]');
+    if (bubbles.length) state.sawStreaming = true;
+    for (const b of bubbles) {
+      const t = b.querySelector('[data-testid="answer-text"]')?.textContent ?? '';
+      if (t && state.streamedTexts.at(-1) !== t && state.streamedTexts.length < 5000) state.streamedTexts.push(t);
     }
   };
   new MutationObserver(check).observe(document, {
     subtree: true,
     childList: true,
     attributes: true,
+    characterData: true,
     attributeFilter: ['data-streaming', 'data-testid'],
   });
 }
@@ -119,6 +142,10 @@ function snapshot(baseline) {
     final: withCitations ? describe(withCitations) : finals.length ? describe(finals[finals.length - 1]) : null,
     finalHasCitations: !!withCitations,
     errors: [...document.querySelectorAll('[data-testid="error-notice"]')].map(text),
+    notSent: [...document.querySelectorAll('[data-testid="message-user"][data-status="failed"]')].map(
+      (b) => text(b.parentElement?.querySelector('[data-testid="send-error"]')) || 'not sent',
+    ),
+    streamingText: streaming ? text(bubbles.find((b) => b.getAttribute('data-streaming') === 'true')?.querySelector('[data-testid="answer-text"]')) : '',
     escalations: [...document.querySelectorAll('[data-testid="escalation-notice"]')].map(text),
     sawStreaming: window.__conciergeE2E.sawStreaming,
   };
@@ -132,6 +159,7 @@ async function main() {
       screenshot: { type: 'string' },
       'answer-timeout': { type: 'string', default: '60' },
       viewport: { type: 'string', default: '1280x860' },
+      'drop-mid-answer': { type: 'boolean', default: false },
     },
   });
   if (!values.url || !values.question) {
@@ -173,7 +201,10 @@ async function main() {
   const baselineErrors = await page.locator('[data-testid="error-notice"]').count();
   await page.evaluate(() => {
     window.__conciergeE2E.sawStreaming = false;
+    window.__conciergeE2E.streamedTexts = [];
   });
+  const dropMidAnswer = values['drop-mid-answer'];
+  let dropped = false;
   await sendButton.click({ timeout: 10_000 });
 
   const deadline = Date.now() + answerTimeoutMs;
@@ -184,6 +215,11 @@ async function main() {
     if (last.final && last.finalHasCitations && !last.streaming) break;
     if (last.errors.length > baselineErrors) {
       return fail('the page showed an error', { errors: last.errors, answer: last.final?.answer ?? null });
+    }
+    if (last.notSent.length) return fail('the question was not sent', { notSent: last.notSent });
+    if (dropMidAnswer && !dropped && last.streaming && last.streamingText) {
+      dropped = true;
+      await page.evaluate(() => window.__conciergeE2E.dropSockets());
     }
     // A finished answer without sources: give late frames a moment, then give up.
     if (last.final && !last.streaming && !last.typing) {
@@ -204,6 +240,22 @@ async function main() {
     });
   }
 
+  if (dropMidAnswer) {
+    if (!dropped) return fail('the answer never streamed, so the socket was not dropped', { answer: last.final.answer });
+    // Every text shown while streaming must be a prefix of the answer. Whitespace
+    // is ignored: textContent joins paragraphs that innerText separates.
+    const norm = (t) => t.replace(/\s+/g, '');
+    const finalText = norm(last.final.answer);
+    const streamed = await page.evaluate(() => window.__conciergeE2E.streamedTexts);
+    const bad = streamed.map(norm).find((t) => !finalText.startsWith(t));
+    if (bad !== undefined) {
+      return fail('the streamed text was not a prefix of the final answer (duplicated after the reconnect?)', {
+        streamed: bad,
+        answer: last.final.answer,
+      });
+    }
+  }
+
   if (screenshotPath) {
     await page.waitForTimeout(300); // let the entry animation settle
     await page.screenshot({ path: screenshotPath });
@@ -214,6 +266,7 @@ async function main() {
     answer: last.final.answer,
     citations: last.final.citations,
     sawStreaming: last.sawStreaming,
+    ...(dropMidAnswer ? { dropped } : {}),
   });
   await closeBrowser();
   clearTimeout(giveUpTimer);

@@ -79,11 +79,15 @@ def memory_service(state_dir: Path, postgres_url: str) -> Iterator[ServiceProces
 
 @pytest.fixture(scope="session")
 def agent_service(
-    state_dir: Path, retrieval_service: ServiceProcess, memory_service: ServiceProcess
+    state_dir: Path,
+    retrieval_service: ServiceProcess,
+    memory_service: ServiceProcess,
+    embedding_service: ServiceProcess,
 ) -> Iterator[ServiceProcess]:
     env = {
         "CONCIERGE_RETRIEVAL_ADDRESS": retrieval_service.address,
         "CONCIERGE_MEMORY_ADDRESS": memory_service.address,
+        "CONCIERGE_EMBEDDING_ADDRESS": embedding_service.address,
         "CONCIERGE_RESOURCES_DIR": str(ACME_DIR),
     }
     yield from _started("agent", env, state_dir)

@@ -148,6 +148,14 @@ async def test_procedure_question_gets_numbered_steps_from_the_right_article(age
     assert {c.source_uri for c in turn.citations} == {"docs/battery-and-charging.md"}
 
 
+async def test_return_window_question_is_answered_from_the_returns_policy(agent: Any, memory: Any) -> None:
+    # "returns" and "robot" also occur in the error-codes article, and retrieval ranks the "Return window"
+    # chunk sixth of five: the answer needs meaning-based scoring and a second search in the returns policy.
+    _, turn = await ask(agent, memory, "How long do I have to return my robot vacuum?")
+    assert "30 days" in turn.text
+    assert "docs/returns.md" in {c.source_uri for c in turn.citations}
+
+
 async def test_out_of_scope_question_abstains_and_cites_nothing(agent: Any, memory: Any) -> None:
     _session_id, turn = await ask(agent, memory, "Do you sell a robot lawn mower?")
     assert turn.text == ABSTAIN_TEXT

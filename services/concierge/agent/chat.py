@@ -18,10 +18,11 @@ from agent_framework import Agent, BaseChatClient, Message
 from concierge.agent import history, prompts
 from concierge.agent.config import Settings
 from concierge.agent.events import EventMapper
+from concierge.agent.extractive_client import SentenceEmbedder, turn_log_fields
 from concierge.agent.knowledge import KnowledgeSearch, KnowledgeSearchFailed
 from concierge.agent.providers import ProviderConfigError, build_chat_client, chat_options
 from concierge.api.loader import ResourceSet
-from concierge.api.resources import SupportAgent
+from concierge.api.resources import KnowledgeBase, SupportAgent
 from concierge.v1 import agent_pb2, memory_pb2, memory_pb2_grpc, retrieval_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,15 @@ class AgentRuntime:
     problem: str = ""
 
 
-def build_runtimes(resources: ResourceSet, settings: Settings) -> dict[tuple[str, str], AgentRuntime]:
+def knowledge_scope(agent: SupportAgent, resources: ResourceSet) -> str:
+    """What the agent's knowledge bases say they cover: their descriptions, joined."""
+    kbs = (resources.get(KnowledgeBase, agent.namespace, name) for name in agent.spec.knowledge_bases)
+    return "\n".join(kb.spec.description for kb in kbs if kb is not None and kb.spec.description)
+
+
+def build_runtimes(
+    resources: ResourceSet, settings: Settings, embedder: SentenceEmbedder | None = None
+) -> dict[tuple[str, str], AgentRuntime]:
     """A runtime per SupportAgent; a misconfigured provider disables only its own agent."""
     runtimes: dict[tuple[str, str], AgentRuntime] = {}
     for agent in resources.agents:
@@ -56,6 +65,8 @@ def build_runtimes(resources: ResourceSet, settings: Settings) -> dict[tuple[str
                 agent.spec,
                 extractive_min_score=settings.extractive_min_score,
                 azure_api_version=settings.azure_openai_api_version,
+                knowledge_scope=knowledge_scope(agent, resources),
+                embedder=embedder,
             )
             runtimes[(agent.namespace, agent.name)] = AgentRuntime(agent, client)
             log.info(
@@ -192,6 +203,8 @@ class ChatService:
         ]
         mapper = EventMapper()
         first_token_ms = 0
+        # This RPC's own task runs the turn, so the chat client's log lines can name it.
+        turn_log_fields.set(f"tenant={request.tenant} session={request.session_id}")
         try:
             stream = agent.run(messages, stream=True)
             async for update in stream:

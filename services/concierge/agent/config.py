@@ -30,6 +30,20 @@ class Settings(BaseSettings):
     rpc_timeout_seconds: float = Field(
         default=10.0, gt=0, le=300, description="Deadline of each call to memory/retrieval."
     )
+    embedding_address: str | None = Field(
+        default=None,
+        min_length=1,
+        description="host:port of the embedding service. When set, the extractive model scores sentences "
+        "by meaning as well as by shared words; unset (or when a call fails), by shared words only.",
+    )
+    # A turn's pieces take ~100-200 ms to embed on 2 busy CPU cores when none is cached yet; the
+    # deadline bounds what a slow embedding service can add to the time to first token.
+    embedding_timeout_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="Deadline of the extractive model's Embed calls; past it, that turn scores by shared words.",
+    )
     azure_openai_api_version: str = Field(default="2024-10-21", description="API version for provider `azure-openai`.")
 
 

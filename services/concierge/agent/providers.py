@@ -13,7 +13,7 @@ from typing import Any
 
 from agent_framework import BaseChatClient, FunctionInvocationConfiguration
 
-from concierge.agent.extractive_client import ExtractiveChatClient
+from concierge.agent.extractive_client import ExtractiveChatClient, SentenceEmbedder
 from concierge.api.resources import SecretKeyRef, SupportAgentSpec
 
 OLLAMA_DEFAULT_ENDPOINT = "http://127.0.0.1:11434/v1"
@@ -57,12 +57,22 @@ def build_chat_client(
     extractive_min_score: float,
     azure_api_version: str,
     environ: Mapping[str, str] | None = None,
+    knowledge_scope: str = "",
+    embedder: SentenceEmbedder | None = None,
 ) -> BaseChatClient[Any]:
-    """A chat client with function invocation for `spec.model`; raises ProviderConfigError when misconfigured."""
+    """A chat client with function invocation for `spec.model`; raises ProviderConfigError when misconfigured.
+
+    The extractive model also takes what the agent's knowledge bases say they cover (`knowledge_scope`)
+    and, to score sentences by meaning, an `embedder`.
+    """
     model = spec.model
     if model.provider == "extractive":
         return ExtractiveChatClient(
-            min_vector_score=extractive_min_score, greeting=spec.greeting, function_invocation_configuration=TURN_LIMITS
+            min_vector_score=extractive_min_score,
+            greeting=spec.greeting,
+            scope=knowledge_scope,
+            embedder=embedder,
+            function_invocation_configuration=TURN_LIMITS,
         )
 
     from agent_framework.openai import OpenAIChatCompletionClient

@@ -14,10 +14,11 @@ import grpc
 
 from concierge.agent.chat import ChatError, ChatService, build_runtimes
 from concierge.agent.config import Settings, load_settings
+from concierge.agent.extractive_client import SentenceEmbedder
 from concierge.api.loader import ResourceError, load_paths
 from concierge.common import logs
 from concierge.common.grpcio import create_channel, serve
-from concierge.v1 import agent_pb2, agent_pb2_grpc, memory_pb2_grpc, retrieval_pb2_grpc
+from concierge.v1 import agent_pb2, agent_pb2_grpc, embedding_pb2_grpc, memory_pb2_grpc, retrieval_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,19 @@ async def main(host: str, port: int, settings: Settings) -> None:
         raise SystemExit(f"agent: no SupportAgent in {settings.resources_dir}; nothing to serve")
     memory_channel = create_channel(settings.memory_address)
     retrieval_channel = create_channel(settings.retrieval_address)
+    channels = [memory_channel, retrieval_channel]
+    embedder = None
+    if settings.embedding_address:
+        embedding_channel = create_channel(settings.embedding_address)
+        channels.append(embedding_channel)
+        embedder = SentenceEmbedder(
+            embedding_pb2_grpc.EmbeddingServiceStub(embedding_channel),
+            address=settings.embedding_address,
+            timeout_s=settings.embedding_timeout_seconds,
+        )
+    log.info("extractive sentence scoring embedding_address=%s", settings.embedding_address or "none")
     chat = ChatService(
-        runtimes=build_runtimes(resources, settings),
+        runtimes=build_runtimes(resources, settings, embedder),
         memory=memory_pb2_grpc.MemoryServiceStub(memory_channel),
         retrieval=retrieval_pb2_grpc.RetrievalServiceStub(retrieval_channel),
         settings=settings,
@@ -70,8 +82,8 @@ async def main(host: str, port: int, settings: Settings) -> None:
         return [agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name]
 
     async def close() -> None:
-        await memory_channel.close()
-        await retrieval_channel.close()
+        for channel in channels:
+            await channel.close()
 
     await serve(name="agent", host=host, port=port, register=register, on_stop=close)
 

@@ -95,6 +95,7 @@ def start_stack(stack: Stack, resources: ResourceSet, state_dir: Path, host: str
         "agent": {
             "CONCIERGE_RETRIEVAL_ADDRESS": addr["retrieval"],
             "CONCIERGE_MEMORY_ADDRESS": addr["memory"],
+            "CONCIERGE_EMBEDDING_ADDRESS": addr["embedding"],
             "CONCIERGE_RESOURCES_DIR": str(resources_dir),
         },
         "edge": {

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from concierge.common.settings import load
 
 
 class Settings(BaseSettings):
@@ -56,17 +58,7 @@ _HINTS = {
 
 def load_settings() -> Settings:
     """Settings from the environment; raises SystemExit naming each bad variable and how to fix it."""
-    try:
-        settings = Settings()
-    except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            variable = "CONCIERGE_" + "_".join(str(p) for p in e["loc"]).upper()
-            if e["type"] == "missing":
-                problems.append(f"{variable} is not set; set it to {_HINTS.get(variable, 'a value')}")
-            else:
-                problems.append(f"{variable}: {e['msg']} (got {e.get('input')!r})")
-        raise SystemExit("agent: invalid configuration:\n  " + "\n  ".join(problems)) from None
+    settings = load(Settings, "agent", _HINTS)
     if not settings.resources_dir.is_dir():
         raise SystemExit(
             f"agent: CONCIERGE_RESOURCES_DIR={settings.resources_dir} is not a folder; "

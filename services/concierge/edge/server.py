@@ -5,13 +5,14 @@ from __future__ import annotations
 import uvicorn
 
 from concierge.common import logs
+from concierge.common.settings import load
 from concierge.edge.app import create_app
 from concierge.edge.settings import EdgeSettings
 
 
 def run(host: str, port: int) -> None:
     logs.configure("edge")
-    settings = EdgeSettings()
+    settings = load(EdgeSettings, "edge")
     uvicorn.run(
         create_app(settings),
         host=host,

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 from concierge.common import grpcio, logs
+from concierge.common.settings import load
 from concierge.embedding.batcher import MicroBatcher, worker_thread
 from concierge.embedding.config import Settings
 from concierge.embedding.model import Encoder, Kind
@@ -102,7 +103,7 @@ async def _serve(settings: Settings, encoder: Encoder, worker: ThreadPoolExecuto
 def run(*, host: str, port: int) -> None:
     """Load the model, then serve until SIGTERM/SIGINT."""
     logs.configure("embedding")
-    settings = Settings()
+    settings = load(Settings, "embedding")
     worker = worker_thread()
     encoder = worker.submit(Encoder.load, settings).result()
     asyncio.run(_serve(settings, encoder, worker, host, port))

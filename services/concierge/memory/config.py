@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from concierge.common.settings import load
 
 
 class Settings(BaseSettings):
@@ -27,17 +29,7 @@ class Settings(BaseSettings):
 
 def load_settings() -> Settings:
     """Settings from the environment; raises SystemExit naming each bad variable and how to fix it."""
-    try:
-        return Settings()
-    except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            variable = "CONCIERGE_" + "_".join(str(p) for p in e["loc"]).upper()
-            if e["type"] == "missing":
-                problems.append(f"{variable} is not set; set it to {_HINTS.get(variable, 'a value')}")
-            else:
-                problems.append(f"{variable}: {e['msg']}")
-        raise SystemExit("memory: invalid configuration:\n  " + "\n  ".join(problems)) from None
+    return load(Settings, "memory", _HINTS)
 
 
 _HINTS = {

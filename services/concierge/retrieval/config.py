@@ -5,7 +5,9 @@ Only the database URL is required; the rest has defaults that suit a laptop.
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError
+from typing import Self
+
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,7 +26,16 @@ class Settings(BaseSettings):
     database_role: str = Field(
         default="concierge_app", description="Role the pooled connections switch to, so row-level security applies."
     )
-    database_pool_size: int = Field(default=8, ge=1, le=100, description="Most pooled connections.")
+    database_pool_size: int = Field(
+        default=8, ge=2, le=100, description="Most pooled connections, shared by searches and running syncs."
+    )
+    sync_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Most syncs that run at once; the others wait for a slot. Each running sync uses one pooled "
+        "connection at a time (plus one unpooled connection for its lock), so keep it well below "
+        "CONCIERGE_DATABASE_POOL_SIZE: the rest of the pool is for searches.",
+    )
     embedding_address: str = Field(default="127.0.0.1:50051", description="host:port of the embedding service.")
     embedding_timeout_s: float = Field(default=60.0, gt=0, description="Deadline of one Embed call while syncing.")
     embedding_query_timeout_s: float = Field(default=10.0, gt=0, description="Deadline of the query Embed call.")
@@ -49,6 +60,16 @@ class Settings(BaseSettings):
     search_vector_weight: float = Field(default=1.0, ge=0, description="Weight of the vector list in fusion.")
     search_text_weight: float = Field(default=1.0, ge=0, description="Weight of the full-text list in fusion.")
 
+    @model_validator(mode="after")
+    def _searches_keep_a_connection(self) -> Self:
+        if self.sync_concurrency >= self.database_pool_size:
+            raise ValueError(
+                f"CONCIERGE_SYNC_CONCURRENCY ({self.sync_concurrency}) must be below CONCIERGE_DATABASE_POOL_SIZE "
+                f"({self.database_pool_size}), or running syncs can take every pooled connection and searches "
+                "wait; lower the first or raise the second"
+            )
+        return self
+
 
 def load_settings() -> Settings:
     """Settings from the environment, or exit with what is missing and how to set it."""
@@ -56,7 +77,8 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"CONCIERGE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+            f"CONCIERGE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" if err["loc"] else err["msg"]
+            for err in exc.errors()
         )
         raise SystemExit(
             f"retrieval: invalid configuration: {problems} "

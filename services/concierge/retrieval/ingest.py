@@ -1,6 +1,10 @@
 """Syncs one knowledge base: list sources, hash, plan, convert, chunk, embed, write, delete.
 
 Unchanged documents cost a read and a hash; a changed one is replaced in one transaction.
+
+A sync holds a pooled connection only for each short transaction, never while it reads, converts
+or embeds: its lock lives on a connection of its own, and a few syncs run at a time (the rest
+wait), so searches always find a pooled connection.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import httpx
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from concierge.api.resources import KnowledgeBaseSpec
@@ -39,6 +45,7 @@ log = logging.getLogger(__name__)
 
 # Model inputs carry [CLS] and [SEP] (or the model's equivalents) besides the text.
 _SPECIAL_TOKENS = 2
+_LOCK_CONNECT_TIMEOUT_S = 10
 
 
 @dataclass
@@ -84,13 +91,24 @@ class Ingestor:
         self,
         *,
         pool: AsyncConnectionPool,
+        lock_conninfo: str,
         embedder: EmbeddingClient,
         count_tokens: TokenCounter,
         http: httpx.AsyncClient,
         max_document_bytes: int,
         embed_batch_size: int,
+        concurrency: int,
     ) -> None:
+        """`lock_conninfo`: libpq URL of the pool's database, for each sync's own lock connection.
+
+        `concurrency`: most syncs that run at once; keep it below the pool size, for searches.
+        """
         self._pool = pool
+        self._lock_conninfo = lock_conninfo
+        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        # (tenant, knowledge base) of the syncs running or waiting for a slot in this process.
+        self._active: set[tuple[str, str]] = set()
         self._embedder = embedder
         self._count_tokens = count_tokens
         self._http = http
@@ -111,20 +129,47 @@ class Ingestor:
                 f"embedding service serves {info.model!r}; set spec.embedding.model to {info.model!r} or point "
                 "CONCIERGE_EMBEDDING_ADDRESS at a service with that model",
             )
-        async with self._pool.connection() as lock:
-            if not await store.try_lock_sync(lock, tenant, knowledge_base):
-                raise SyncRejected(
-                    "aborted", f"a sync of {tenant}/{knowledge_base} is already running; retry when it has finished"
+        key = (tenant, knowledge_base)
+        if key in self._active:
+            raise SyncRejected(
+                "aborted",
+                f"a sync of {tenant}/{knowledge_base} is already running or waiting on this server; "
+                "retry when it has finished",
+            )
+        self._active.add(key)
+        try:
+            if self._slots.locked():
+                log.info(
+                    "sync waiting for a slot tenant=%s knowledge_base=%s concurrency=%d",
+                    tenant,
+                    knowledge_base,
+                    self._concurrency,
                 )
-            await lock.commit()  # the lock is per session; do not sit idle in a transaction
-            try:
+                yield SyncProgress(current="waiting for a free sync slot")
+            async with self._slots, self._locked(tenant, knowledge_base):
                 async for progress in self._sync_locked(
                     tenant, knowledge_base, spec, base_dir, info.dimension, info.max_tokens
                 ):
                     yield progress
-            finally:
-                await store.unlock_sync(lock, tenant, knowledge_base)
-                await lock.commit()
+        finally:
+            self._active.discard(key)
+
+    @asynccontextmanager
+    async def _locked(self, tenant: str, knowledge_base: str) -> AsyncIterator[None]:
+        """Hold the knowledge base's sync lock, on a connection outside the pool, for the block.
+
+        Closing the connection releases the lock; so does the process dying, since Postgres ends
+        the session with its socket. The connection costs a few ms per sync, which is rare.
+        """
+        async with await psycopg.AsyncConnection.connect(
+            self._lock_conninfo, autocommit=True, connect_timeout=_LOCK_CONNECT_TIMEOUT_S
+        ) as lock:
+            await store.configure_lock_session(lock)
+            if not await store.try_lock_sync(lock, tenant, knowledge_base):
+                raise SyncRejected(
+                    "aborted", f"a sync of {tenant}/{knowledge_base} is already running; retry when it has finished"
+                )
+            yield
 
     async def _sync_locked(
         self,

@@ -72,66 +72,51 @@ class Searcher:
         self._settings = settings
 
     async def search(self, *, tenant: str, knowledge_bases: Sequence[str], query: str, top_k: int) -> list[SearchHit]:
+        """Full-text in one short transaction while the query is embedded, then vectors in another.
+
+        No pooled connection is held while the embedding service is awaited: during its restart
+        that wait lasts up to the query deadline, and every search in it would pin a connection.
+        """
         started = time.perf_counter()
         settings = self._settings
         limit = top_k * settings.candidates
-        # Embedding takes longer than the full-text query: start it first, await it late.
         embedding = asyncio.create_task(self._embedder.embed_query(query))
         try:
-            async with tenant_transaction(self._pool, tenant) as conn:
-                await store.configure_search(
-                    conn, statement_timeout_ms=settings.statement_timeout_ms, ef_search=settings.ef_search
+            found, text_lists = await self._text_candidates(tenant, knowledge_bases, query, limit)
+            if not found:
+                return []
+            info = await self._embedder.model_info()  # asked once per process, then cached
+            stale = [kb for kb in found if kb.model != info.model or kb.dimension != info.dimension]
+            if stale:
+                raise SearchRejected(
+                    "knowledge bases indexed with another embedding model than the one served "
+                    f"({info.model}, {info.dimension} dimensions): "
+                    + ", ".join(f"{kb.name} ({kb.model}, {kb.dimension})" for kb in stale)
+                    + "; sync them again"
                 )
-                found = await store.knowledge_bases(conn, knowledge_bases)
-                missing = sorted(set(knowledge_bases) - {kb.name for kb in found})
-                if missing:
-                    log.warning("search of unknown knowledge bases tenant=%s missing=%s", tenant, ",".join(missing))
-                if not found:
-                    return []
-                info = await self._embedder.model_info()
-                stale = [kb for kb in found if kb.model != info.model or kb.dimension != info.dimension]
-                if stale:
-                    raise SearchRejected(
-                        "knowledge bases indexed with another embedding model than the one served "
-                        f"({info.model}, {info.dimension} dimensions): "
-                        + ", ".join(f"{kb.name} ({kb.model}, {kb.dimension})" for kb in stale)
-                        + "; sync them again"
-                    )
-                text_lists: list[list[uuid.UUID]] = []
-                words = any_word_query(query)
-                # A query of only punctuation has no words to match; skip the pointless query.
-                by_language = sorted(found, key=lambda kb: kb.language) if words else []
-                for language, group in itertools.groupby(by_language, key=lambda kb: kb.language):
-                    text_lists.append(
-                        await store.text_candidates(
-                            conn,
-                            knowledge_bases=[kb.name for kb in group],
-                            language=language,
-                            query=words,
-                            limit=limit,
-                        )
-                    )
-                vector = await embedding
-                nearest = await store.vector_candidates(
-                    conn,
-                    knowledge_bases=[kb.name for kb in found],
-                    vector=vector,
-                    limit=limit,
-                )
-                fused = reciprocal_rank_fusion(
-                    [
-                        RankedList([chunk_id for chunk_id, _ in nearest], settings.vector_weight),
-                        RankedList(_interleave(text_lists), settings.text_weight),
-                    ],
-                    k=settings.rrf_k,
-                    limit=top_k,
-                )
-                rows = await store.hits(conn, [f.id for f in fused], vector)
+            vector = await embedding
         finally:
             if not embedding.done():
                 embedding.cancel()
             elif not embedding.cancelled():
                 embedding.exception()  # retrieved, so an early return does not log "never retrieved"
+        async with tenant_transaction(self._pool, tenant) as conn:
+            async with conn.pipeline():  # the settings and the query in one round trip
+                await store.configure_search(
+                    conn, statement_timeout_ms=settings.statement_timeout_ms, ef_search=settings.ef_search
+                )
+                nearest = await store.vector_candidates(
+                    conn, knowledge_bases=[kb.name for kb in found], vector=vector, limit=limit
+                )
+            fused = reciprocal_rank_fusion(
+                [
+                    RankedList([chunk_id for chunk_id, _ in nearest], settings.vector_weight),
+                    RankedList(_interleave(text_lists), settings.text_weight),
+                ],
+                k=settings.rrf_k,
+                limit=top_k,
+            )
+            rows = await store.hits(conn, [f.id for f in fused], vector)
         hits = [
             SearchHit(
                 chunk_id=str(f.id),
@@ -162,6 +147,32 @@ class Searcher:
             (time.perf_counter() - started) * 1000,
         )
         return hits
+
+    async def _text_candidates(
+        self, tenant: str, knowledge_bases: Sequence[str], query: str, limit: int
+    ) -> tuple[list[store.KnowledgeBaseRow], list[list[uuid.UUID]]]:
+        """The knowledge bases that exist, and full-text candidates per language (one transaction)."""
+        settings = self._settings
+        async with tenant_transaction(self._pool, tenant) as conn:
+            async with conn.pipeline():
+                await store.configure_search(
+                    conn, statement_timeout_ms=settings.statement_timeout_ms, ef_search=settings.ef_search
+                )
+                found = await store.knowledge_bases(conn, knowledge_bases)
+            missing = sorted(set(knowledge_bases) - {kb.name for kb in found})
+            if missing:
+                log.warning("search of unknown knowledge bases tenant=%s missing=%s", tenant, ",".join(missing))
+            text_lists: list[list[uuid.UUID]] = []
+            words = any_word_query(query)
+            # A query of only punctuation has no words to match; skip the pointless query.
+            by_language = sorted(found, key=lambda kb: kb.language) if words else []
+            for language, group in itertools.groupby(by_language, key=lambda kb: kb.language):
+                text_lists.append(
+                    await store.text_candidates(
+                        conn, knowledge_bases=[kb.name for kb in group], language=language, query=words, limit=limit
+                    )
+                )
+        return found, text_lists
 
 
 def _interleave(lists: Sequence[Sequence[uuid.UUID]]) -> list[uuid.UUID]:

@@ -201,11 +201,13 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     )
     ingestor = Ingestor(
         pool=pool,
+        lock_conninfo=settings.database_url,
         embedder=embedder,
         count_tokens=load_token_counter(settings.tokenizer_path),
         http=http,
         max_document_bytes=settings.max_document_bytes,
         embed_batch_size=settings.embedding_batch_size,
+        concurrency=settings.sync_concurrency,
     )
     searcher = Searcher(
         pool=pool,

@@ -283,8 +283,26 @@ async def configure_search(conn: Connection, *, statement_timeout_ms: int, ef_se
     )
 
 
+async def configure_lock_session(conn: Connection) -> None:
+    """Settings of a connection that only holds a sync lock and sits idle while the sync runs.
+
+    Server-side TCP keepalives, so Postgres drops the session, and the lock with it, about a minute
+    after the host holding it vanishes (the OS default is over two hours; a process that dies closes
+    its socket and frees the lock at once). No idle-session timeout: the session is idle on purpose,
+    and losing it mid-sync would let a second sync of the knowledge base start.
+    """
+    await conn.execute(
+        "SELECT set_config('tcp_keepalives_idle', '30', false), set_config('tcp_keepalives_interval', '10', false),"
+        " set_config('tcp_keepalives_count', '3', false), set_config('idle_session_timeout', '0', false)"
+    )
+
+
 async def try_lock_sync(conn: Connection, tenant: str, knowledge_base: str) -> bool:
-    """A session lock so two syncs of one knowledge base (any replica) never interleave."""
+    """A session lock so two syncs of one knowledge base (any replica) never interleave.
+
+    Hold it on a connection of its own (closing it releases the lock), never on a pooled one: a
+    sync that holds a pooled connection for its whole run and asks the pool for more deadlocks.
+    """
     cursor = await conn.execute(
         "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [f"concierge-sync/{tenant}/{knowledge_base}"]
     )

@@ -38,10 +38,11 @@ class Settings(BaseSettings):
         description="host:port of the embedding service. When set, the extractive model scores sentences "
         "by meaning as well as by shared words; unset (or when a call fails), by shared words only.",
     )
-    # A turn's pieces take ~100-200 ms to embed on 2 busy CPU cores when none is cached yet; the
-    # deadline bounds what a slow embedding service can add to the time to first token.
+    # A turn's pieces take ~40-140 ms to embed when none is cached yet, but several hundred ms when
+    # the embedding service is busy syncing. Word-only scoring picks worse sentences, so the
+    # deadline is generous: it only bounds how long a stuck embedding service can delay an answer.
     embedding_timeout_seconds: float = Field(
-        default=0.5,
+        default=2.0,
         gt=0,
         le=60,
         description="Deadline of the extractive model's Embed calls; past it, that turn scores by shared words.",

@@ -228,6 +228,32 @@ async def test_many_syncs_of_two_tenants_finish_on_a_small_pool_and_a_search_ans
         assert code(tenant, kb) in top.text, (tenant, kb)
 
 
+async def test_a_second_sync_of_a_knowledge_base_on_this_server_is_aborted_even_when_all_slots_are_taken(
+    stub: Stub, gate: EmbeddingGate, tenants: tuple[str, str], suffix: str
+) -> None:
+    north = tenants[0]
+    kb, other = f"twice-{suffix}", f"other-{suffix}"
+    async with gate.holding(DOCUMENT):
+        running = [
+            asyncio.create_task(sync(stub, north, name, inline_spec(vault(north, name)))) for name in (kb, other)
+        ]
+        try:
+            await eventually(
+                lambda: gate.waiting[DOCUMENT] == SYNC_CONCURRENCY, lambda: "both slots taken by syncs embedding"
+            )
+            # Rejected at once, not queued behind the slot its own knowledge base holds.
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                async with asyncio.timeout(10):
+                    await sync(stub, north, kb, inline_spec(vault(north, kb)))
+        except BaseException:
+            for task in running:
+                task.cancel()
+            raise
+    assert error.value.code() == grpc.StatusCode.ABORTED
+    assert f"a sync of {north}/{kb} is already running" in str(error.value.details())
+    assert all(messages[-1].done for messages in await asyncio.gather(*running))
+
+
 async def test_searches_waiting_for_the_embedding_service_leave_the_pool_to_other_requests(
     stub: Stub, gate: EmbeddingGate, tenants: tuple[str, str], reference: str
 ) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from concierge.common.settings import load
 
 
 def _offline_tokenizer_path() -> str:
@@ -73,14 +75,10 @@ class Settings(BaseSettings):
 
 def load_settings() -> Settings:
     """Settings from the environment, or exit with what is missing and how to set it."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"CONCIERGE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" if err["loc"] else err["msg"]
-            for err in exc.errors()
-        )
-        raise SystemExit(
-            f"retrieval: invalid configuration: {problems} "
-            "(CONCIERGE_DATABASE_URL must point at Postgres with pgvector, e.g. postgresql://user:pass@host/db)"
-        ) from None
+    return load(Settings, "retrieval", _HINTS)
+
+
+_HINTS = {
+    "CONCIERGE_DATABASE_URL": "the PostgreSQL URL of a database with pgvector "
+    "(e.g. postgresql://concierge:secret@postgres:5432/concierge)",
+}

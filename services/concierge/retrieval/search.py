@@ -76,6 +76,8 @@ class Searcher:
 
         No pooled connection is held while the embedding service is awaited: during its restart
         that wait lasts up to the query deadline, and every search in it would pin a connection.
+        The full-text query overlaps the embedding call; embedding first and then one transaction
+        was as fast on a 200-chunk knowledge base but 1-1.5 ms slower (p50) on a 3,300-chunk one.
         """
         started = time.perf_counter()
         settings = self._settings
@@ -101,13 +103,12 @@ class Searcher:
             elif not embedding.cancelled():
                 embedding.exception()  # retrieved, so an early return does not log "never retrieved"
         async with tenant_transaction(self._pool, tenant) as conn:
-            async with conn.pipeline():  # the settings and the query in one round trip
-                await store.configure_search(
-                    conn, statement_timeout_ms=settings.statement_timeout_ms, ef_search=settings.ef_search
-                )
-                nearest = await store.vector_candidates(
-                    conn, knowledge_bases=[kb.name for kb in found], vector=vector, limit=limit
-                )
+            await store.configure_search(
+                conn, statement_timeout_ms=settings.statement_timeout_ms, ef_search=settings.ef_search
+            )
+            nearest = await store.vector_candidates(
+                conn, knowledge_bases=[kb.name for kb in found], vector=vector, limit=limit
+            )
             fused = reciprocal_rank_fusion(
                 [
                     RankedList([chunk_id for chunk_id, _ in nearest], settings.vector_weight),
@@ -154,11 +155,10 @@ class Searcher:
         """The knowledge bases that exist, and full-text candidates per language (one transaction)."""
         settings = self._settings
         async with tenant_transaction(self._pool, tenant) as conn:
-            async with conn.pipeline():
-                await store.configure_search(
-                    conn, statement_timeout_ms=settings.statement_timeout_ms, ef_search=settings.ef_search
-                )
-                found = await store.knowledge_bases(conn, knowledge_bases)
+            await store.configure_search(
+                conn, statement_timeout_ms=settings.statement_timeout_ms, ef_search=settings.ef_search
+            )
+            found = await store.knowledge_bases(conn, knowledge_bases)
             missing = sorted(set(knowledge_bases) - {kb.name for kb in found})
             if missing:
                 log.warning("search of unknown knowledge bases tenant=%s missing=%s", tenant, ",".join(missing))

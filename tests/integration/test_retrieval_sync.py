@@ -5,7 +5,6 @@ Postgres (embedded, with pgvector), the embedding model and both services are re
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -14,6 +13,7 @@ from typing import Any
 
 import grpc
 import pytest
+from documents import docx_bytes, pdf_bytes
 from psycopg_pool import AsyncConnectionPool
 
 from concierge.db import open_pool, tenant_transaction
@@ -53,29 +53,6 @@ QUESTIONS = {
 }
 
 
-def pdf_bytes(paragraphs: list[str]) -> bytes:
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("helvetica", size=12)
-    for paragraph in paragraphs:
-        pdf.multi_cell(0, 8, paragraph)
-        pdf.ln(6)
-    return bytes(pdf.output())
-
-
-def docx_bytes(heading: str, paragraph: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    document.add_heading(heading, level=1)
-    document.add_paragraph(paragraph)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     """A spec folder holding docs/ with one document of each format."""
@@ -83,7 +60,7 @@ def folder(tmp_path: Path) -> Path:
     docs.mkdir()
     (docs / "returns.md").write_text(RETURNS_MD)
     (docs / "shipping.html").write_text(SHIPPING_HTML)
-    (docs / "warranty.pdf").write_bytes(pdf_bytes(WARRANTY_PDF))
+    (docs / "warranty.pdf").write_bytes(pdf_bytes(*WARRANTY_PDF))
     (docs / "care.docx").write_bytes(docx_bytes(*CARE_DOCX))
     return tmp_path
 
@@ -242,7 +219,7 @@ async def test_a_file_that_breaks_keeps_its_previous_version(
 ) -> None:
     await sync(stub, kb, folder)
     before = await chunk_ids(pool, kb)
-    (folder / "docs" / "warranty.pdf").write_bytes(pdf_bytes(WARRANTY_PDF)[:300])  # a truncated upload
+    (folder / "docs" / "warranty.pdf").write_bytes(pdf_bytes(*WARRANTY_PDF)[:300])  # a truncated upload
     final = (await sync(stub, kb, folder))[-1]
     assert [e.source for e in final.errors] == ["docs: warranty.pdf"]
     assert final.documents_deleted == 0

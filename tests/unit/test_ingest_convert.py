@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
+from documents import docx_bytes, pdf_bytes
 
 from concierge.api.resources import InlineDocument
 from concierge.retrieval.convert import choose_title, clean_text, convert
@@ -14,29 +13,6 @@ from concierge.retrieval.sources import DocumentProblem, DocumentRef, LoadedDocu
 def loaded(data: bytes, fmt: str, name: str = "file") -> LoadedDocument:
     ref = DocumentRef(source="docs", key=name, uri=name, name=name, format=fmt)
     return LoadedDocument(ref=ref, data=data, format=fmt)
-
-
-def pdf_bytes(*paragraphs: str) -> bytes:
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("helvetica", size=12)
-    for paragraph in paragraphs:
-        pdf.multi_cell(0, 8, paragraph)
-        pdf.ln(6)
-    return bytes(pdf.output())
-
-
-def docx_bytes(heading: str, paragraph: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    document.add_heading(heading, level=1)
-    document.add_paragraph(paragraph)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
 
 
 def test_title_is_the_given_one_then_the_first_h1_then_the_file_name() -> None:

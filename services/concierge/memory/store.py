@@ -69,6 +69,14 @@ async def create_session(pool: AsyncConnectionPool, tenant: str, agent: str) -> 
     return _session(row)
 
 
+async def _require_session(cur: Any, tenant: str, session_id: uuid.UUID, *, lock: bool = False) -> None:
+    """Raise SessionNotFound unless the session is visible to this transaction's tenant."""
+    query = "SELECT 1 FROM sessions WHERE id = %s FOR UPDATE" if lock else "SELECT 1 FROM sessions WHERE id = %s"
+    await cur.execute(query, [session_id])
+    if await cur.fetchone() is None:
+        raise SessionNotFound(tenant, session_id)
+
+
 async def get_session(pool: AsyncConnectionPool, tenant: str, session_id: uuid.UUID) -> memory_pb2.Session:
     async with tenant_transaction(pool, tenant) as conn:
         cur = conn.cursor(row_factory=dict_row)
@@ -85,9 +93,7 @@ async def append_message(pool: AsyncConnectionPool, new: NewMessage) -> tuple[me
         cur = conn.cursor(row_factory=dict_row)
         # The row lock serialises appends to one session: the next seq cannot be taken twice and a
         # concurrent resend waits here, then finds the row its twin committed.
-        await cur.execute("SELECT id FROM sessions WHERE id = %s FOR UPDATE", [new.session_id])
-        if await cur.fetchone() is None:
-            raise SessionNotFound(new.tenant, new.session_id)
+        await _require_session(cur, new.tenant, new.session_id, lock=True)
         await cur.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = %s AND client_message_id = %s",
             [new.session_id, new.client_message_id],
@@ -131,9 +137,7 @@ async def list_messages(pool: AsyncConnectionPool, page: Page) -> tuple[list[mem
     """Messages with seq > after_seq, oldest first; returns them and the next after_seq (0 at the end)."""
     async with tenant_transaction(pool, page.tenant) as conn:
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute("SELECT 1 FROM sessions WHERE id = %s", [page.session_id])
-        if await cur.fetchone() is None:
-            raise SessionNotFound(page.tenant, page.session_id)
+        await _require_session(cur, page.tenant, page.session_id)
         # One row more than asked tells whether another page exists without a count query.
         await cur.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = %s AND seq > %s ORDER BY seq LIMIT %s",

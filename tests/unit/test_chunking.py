@@ -230,3 +230,38 @@ def test_budget_holds_with_the_embedding_models_tokenizer(max_tokens: int) -> No
 def test_token_estimate_without_a_tokenizer_counts_words_and_punctuation() -> None:
     assert load_token_counter("") is estimate_tokens
     assert estimate_tokens("Refunds take five days.") == round(5 * 1.15)
+
+
+def test_chunks_carry_the_page_they_start_on_and_never_span_two_pages() -> None:
+    from concierge.retrieval.chunking import chunk_document
+
+    chunks = chunk_document(
+        "First page text.\n\n\x0c\n\nSecond page text.\n\n\x0c\n\nThird.",
+        title="Manual",
+        max_tokens=200,
+        overlap_tokens=0,
+        count_tokens=lambda text: len(text.split()),
+    )
+    assert [(c.text, c.page) for c in chunks] == [("First page text.", 1), ("Second page text.", 2), ("Third.", 3)]
+
+
+def test_anchors_come_from_heading_ids_or_from_markdown_slugs() -> None:
+    from concierge.retrieval.chunking import chunk_document
+
+    markdown = "# Guide\n\n## Cleaning the Brushes!\n\nRinse them.\n\n## Docking {#dock-setup}\n\nPlug it in."
+
+    def chunks(slug: bool) -> list[tuple[str, str]]:
+        found = chunk_document(
+            markdown, title="Guide", max_tokens=200, overlap_tokens=0, count_tokens=len, slug_anchors=slug
+        )
+        return [(c.section_path, c.anchor) for c in found]
+
+    assert chunks(True) == [("Cleaning the Brushes!", "cleaning-the-brushes"), ("Docking", "dock-setup")]
+    assert chunks(False) == [("Cleaning the Brushes!", ""), ("Docking", "dock-setup")]
+
+
+def test_links_and_images_keep_only_their_text() -> None:
+    from concierge.retrieval.chunking import plain_links
+
+    markdown = 'See [`json.dumps()`](#json.dumps "json.dumps (the function)") and ![the logo](logo.png).'
+    assert plain_links(markdown) == "See `json.dumps()` and the logo."

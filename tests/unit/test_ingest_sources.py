@@ -1,4 +1,4 @@
-"""Source enumeration: folders and globs, single files, inline documents, URLs, read limits."""
+"""Source enumeration: folders and globs, single files, inline documents, URLs, read limits, confinement."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from concierge.retrieval.sources import (
     DocumentProblem,
     DocumentRef,
     SourceProblem,
+    download_format,
     enumerate_source,
     list_folder,
     load,
@@ -30,6 +31,10 @@ def tree(tmp_path: Path) -> Path:
         "docs/faq/deep/warranty.pdf",
         "docs/terms.docx",
         "docs/notes.txt",
+        "docs/slides/training.pptx",
+        "docs/prices.xlsx",
+        "docs/prices.csv",
+        "docs/faq.json",
         "docs/photo.png",
         "docs/.hidden.md",
         "docs/.git/HEAD.md",
@@ -46,8 +51,17 @@ def keys(refs: list[DocumentRef]) -> list[str]:
 
 def test_a_folder_lists_supported_files_recursively_in_a_stable_order(tree: Path) -> None:
     refs = enumerate_source(source(path="docs"), tree)
-    assert keys(refs) == ["faq/deep/warranty.pdf", "faq/shipping.html", "notes.txt", "returns.md", "terms.docx"]
-    assert [ref.format for ref in refs] == ["pdf", "html", "text", "markdown", "docx"]
+    assert [(ref.key, ref.format) for ref in refs] == [
+        ("faq/deep/warranty.pdf", "pdf"),
+        ("faq/shipping.html", "html"),
+        ("faq.json", "json"),
+        ("notes.txt", "text"),
+        ("prices.csv", "csv"),
+        ("prices.xlsx", "xlsx"),
+        ("returns.md", "markdown"),
+        ("slides/training.pptx", "pptx"),
+        ("terms.docx", "docx"),
+    ]
 
 
 def test_hidden_files_and_folders_are_never_documents(tree: Path) -> None:
@@ -64,7 +78,14 @@ def test_overlapping_globs_list_a_file_once(tree: Path) -> None:
 
 
 def test_files_of_unsupported_types_matched_by_a_glob_are_skipped(tree: Path) -> None:
-    assert keys(enumerate_source(source(path="docs", include=["*"]), tree)) == ["notes.txt", "returns.md", "terms.docx"]
+    assert keys(enumerate_source(source(path="docs", include=["*"]), tree)) == [
+        "faq.json",
+        "notes.txt",
+        "prices.csv",
+        "prices.xlsx",
+        "returns.md",
+        "terms.docx",
+    ]
 
 
 def test_citation_uri_is_the_path_relative_to_the_spec_folder(tree: Path) -> None:
@@ -178,3 +199,100 @@ async def test_an_unreachable_url_is_a_document_problem() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
         with pytest.raises(DocumentProblem, match="ConnectError: connection refused"):
             await load(ref, client=client, max_bytes=1024)
+
+
+async def test_a_download_of_a_format_that_is_no_document_is_a_document_problem() -> None:
+    ref = enumerate_source(source(url="https://x.test/logo"), None)[0]
+    async with serving(200, b"\x89PNG", "image/png") as client:
+        with pytest.raises(DocumentProblem, match=r"is image/png, not a document format \(supported formats: csv,"):
+            await load(ref, client=client, max_bytes=1024)
+
+
+@pytest.mark.parametrize(
+    ("mimetype", "url", "fmt"),
+    [
+        ("text/plain", "https://x.test/faq.md", "markdown"),
+        ("text/plain", "https://x.test/prices.csv", "csv"),
+        ("text/plain", "https://x.test/notes", "text"),
+        ("application/vnd.api+json", "https://x.test/api", "json"),
+        ("application/vnd.openxmlformats-officedocument.presentationml.presentation", "https://x.test/d", "pptx"),
+        ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "https://x.test/d", "xlsx"),
+        ("", "https://x.test/page", "html"),
+        ("text/css", "https://x.test/site.css", None),
+    ],
+)
+def test_a_download_format_comes_from_the_content_type_then_the_extension(
+    mimetype: str, url: str, fmt: str | None
+) -> None:
+    assert download_format(mimetype, url) == fmt
+
+
+async def test_a_redirect_is_checked_again_at_every_hop() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/start":
+            return httpx.Response(302, headers={"location": "file:///etc/passwd"})
+        return httpx.Response(200, content=b"x", headers={"content-type": "text/plain"})
+
+    ref = enumerate_source(source(url="https://x.test/start"), None)[0]
+    # follow_redirects=True as the server's client has it: the fetch must still check each hop itself.
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler), follow_redirects=True) as client:
+        with pytest.raises(DocumentProblem, match="only http and https URLs are read, not file URLs"):
+            await load(ref, client=client, max_bytes=1024)
+
+
+async def test_a_url_at_a_private_address_is_refused_when_private_networks_are_not_allowed() -> None:
+    ref = enumerate_source(source(url="http://10.0.0.8/admin"), None)[0]
+    async with serving(200, b"secret", "text/plain") as client:
+        with pytest.raises(DocumentProblem, match=r"10\.0\.0\.8 is at 10\.0\.0\.8, a private"):
+            await load(ref, client=client, max_bytes=1024, allow_private_networks=False)
+        assert (await load(ref, client=client, max_bytes=1024, allow_private_networks=True)).data == b"secret"
+
+
+def test_a_crawled_source_cannot_be_listed_without_the_network() -> None:
+    with pytest.raises(SourceProblem, match="needs `discover`"):
+        enumerate_source(source(url="https://x.test/", crawl={}), None)
+
+
+# --- allowed roots -------------------------------------------------------------------------
+
+
+def test_a_path_inside_the_allowed_root_is_listed(tree: Path) -> None:
+    refs = enumerate_source(source(path="docs", include=["*.md"]), tree, allowed_roots=[tree])
+    assert keys(refs) == ["returns.md"]
+    assert refs[0].problem is None
+
+
+def test_a_path_that_leaves_the_allowed_root_by_dotdot_is_a_source_problem(tree: Path) -> None:
+    (tree.parent / "outside.md").write_text("secret")
+    with pytest.raises(SourceProblem, match=r"path '../outside.md' resolves to .*outside.md, outside the folders"):
+        enumerate_source(source(path="../outside.md"), tree, allowed_roots=[tree])
+    with pytest.raises(SourceProblem, match="outside the folders sources may read"):
+        enumerate_source(source(path="/etc"), tree, allowed_roots=[tree])
+
+
+def test_a_path_that_leaves_the_allowed_root_by_symlink_is_a_source_problem(
+    tree: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "secret.md").write_text("secret")
+    (tree / "linked").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(SourceProblem, match=f"resolves to {elsewhere}, outside"):
+        enumerate_source(source(path="linked"), tree, allowed_roots=[tree])
+
+
+async def test_a_symlinked_file_in_a_folder_that_leads_out_of_the_root_is_a_document_problem(
+    tree: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    secret = tmp_path_factory.mktemp("elsewhere") / "secret.md"
+    secret.write_text("secret")
+    (tree / "docs" / "innocent.md").symlink_to(secret)
+    (tree / "docs" / "alias.md").symlink_to(tree / "docs" / "returns.md")
+    refs = {ref.key: ref for ref in enumerate_source(source(path="docs", include=["*.md"]), tree, allowed_roots=[tree])}
+    assert sorted(refs) == ["alias.md", "innocent.md", "returns.md"]
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(DocumentProblem, match=f"file resolves to {secret}, outside the folders"):
+            await load(refs["innocent.md"], client=client, max_bytes=1024)
+        assert (await load(refs["alias.md"], client=client, max_bytes=1024)).data == b"x"
+    # Without allowed roots, nothing is confined (a laptop reading the user's own files).
+    free = {ref.key: ref for ref in enumerate_source(source(path="docs", include=["*.md"]), tree)}
+    assert free["innocent.md"].problem is None

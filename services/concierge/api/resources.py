@@ -88,7 +88,22 @@ class ObjectMeta(Model):
 
 # --- KnowledgeBase ---------------------------------------------------------------------
 
-SUPPORTED_EXTENSIONS = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx")
+SUPPORTED_EXTENSIONS = (
+    ".md",
+    ".markdown",
+    ".txt",
+    ".html",
+    ".htm",
+    ".pdf",
+    ".docx",
+    ".pptx",
+    ".xlsx",
+    ".csv",
+    ".json",
+)
+
+
+RESERVED_METADATA = frozenset({"source", "format"})
 
 
 class InlineDocument(Model):
@@ -96,7 +111,42 @@ class InlineDocument(Model):
 
     title: str = Field(min_length=1, max_length=300, description="Title shown in citations.")
     content: str = Field(min_length=1, max_length=1_000_000, description="The document text.")
-    format: Literal["markdown", "text", "html"] = Field(default="markdown", description="How `content` is written.")
+    format: Literal["markdown", "text", "html", "csv", "json"] = Field(
+        default="markdown", description="How `content` is written."
+    )
+
+
+class CrawlSpec(Model):
+    """How a `url` source grows into many documents: by following links, or by reading a sitemap.
+
+    Pages stay on the scheme, host and port of `url`, and robots.txt is obeyed.
+    """
+
+    max_depth: int = Field(
+        default=2,
+        ge=0,
+        le=5,
+        description="Links followed away from the start page (or from the pages a sitemap lists); "
+        "0 reads only the start page, or only the sitemap's pages.",
+    )
+    max_pages: int = Field(default=200, ge=1, le=10_000, description="Most pages read in one sync.")
+    sitemap: bool = Field(
+        default=False,
+        description="`url` is an XML sitemap (a `<urlset>`, or a `<sitemapindex>` of them; gzip allowed): "
+        "the pages it lists are the start pages.",
+    )
+    include: list[Annotated[str, Field(min_length=1, max_length=500, pattern="^/")]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="URL paths of the pages to read: globs (`*` within a segment, `**` across segments) or, "
+        "without wildcards, prefixes such as `/docs/`. Empty: everything under the folder of `url` (for a "
+        "sitemap, the whole host). The start page is always read for its links, and kept only if it matches.",
+    )
+    exclude: list[Annotated[str, Field(min_length=1, max_length=500, pattern="^/")]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="URL paths never read, written as in `include`; they win over `include`.",
+    )
 
 
 class KnowledgeSource(Model):
@@ -108,7 +158,12 @@ class KnowledgeSource(Model):
                 {
                     "rule": "(has(self.inline) ? 1 : 0) + (has(self.path) ? 1 : 0) + (has(self.url) ? 1 : 0) == 1",
                     "message": "set exactly one of inline, path or url",
-                }
+                },
+                {"rule": "!has(self.crawl) || has(self.url)", "message": "crawl needs a url to start from"},
+                {
+                    "rule": "!has(self.metadata) || !('source' in self.metadata || 'format' in self.metadata)",
+                    "message": "metadata keys source and format are set by Concierge; choose other keys",
+                },
             ]
         }
     )
@@ -122,7 +177,20 @@ class KnowledgeSource(Model):
         "(laptop) or the mounted volume (cluster).",
     )
     url: AnyHttpUrl | None = Field(
-        default=None, description="An http(s) URL of one document.", json_schema_extra={"pattern": "^https?://"}
+        default=None,
+        description="An http(s) URL: one document, or where a `crawl` starts.",
+        json_schema_extra={"pattern": "^https?://"},
+    )
+    crawl: CrawlSpec | None = Field(
+        default=None,
+        description="Read the pages `url` links to (or, with `sitemap`, the pages it lists) instead of `url` "
+        "alone; each page is one document, cited by its URL.",
+    )
+    metadata: dict[Annotated[str, Field(min_length=1, max_length=63)], Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Labels of every document of this source (e.g. `product: router`), matched by search filters "
+        "besides `source` and `format`.",
     )
     include: list[str] = Field(
         default_factory=lambda: [f"**/*{ext}" for ext in SUPPORTED_EXTENSIONS],
@@ -134,6 +202,13 @@ class KnowledgeSource(Model):
         given = [k for k in ("inline", "path", "url") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"set exactly one of `inline`, `path` or `url` (got {', '.join(given) or 'none'})")
+        if self.crawl is not None and self.url is None:
+            raise ValueError(f"`crawl` needs a `url` to start from; this source has `{given[0]}`")
+        if reserved := sorted(RESERVED_METADATA & set(self.metadata)):
+            raise ValueError(
+                f"metadata key(s) {', '.join(reserved)} are set by Concierge (the source name and document format); "
+                "choose other keys"
+            )
         return self
 
     @property

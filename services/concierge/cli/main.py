@@ -1,4 +1,4 @@
-"""Entry point of the `concierge` command: up, serve, crds."""
+"""Entry point of the `concierge` command: up, serve, validate, crds, kb, eval."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from concierge.api.loader import ResourceError, load_paths
+from concierge.cli import evaluate, kb
 
 app = typer.Typer(
     name="concierge",
@@ -18,6 +19,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(kb.app, name="kb")
+app.add_typer(evaluate.app, name="eval")
 console = Console()
 err_console = Console(stderr=True)
 

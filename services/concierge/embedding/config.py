@@ -53,6 +53,17 @@ class Settings(BaseSettings):
     embedding_max_wait_ms: float = Field(
         default=0.0, ge=0, le=1000, description="How long a request waits for others to share its pass."
     )
+    embedding_dimensions: int | None = Field(
+        default=None,
+        ge=32,
+        description="Keep only the first N dimensions of each vector and re-normalise (Matryoshka truncation; "
+        "EmbeddingGemma-300m is trained for 768, 512, 256 and 128). Unset: the model's full dimension.",
+    )
+    embedding_query_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="Query vectors kept in memory (least recently used go first); 0 turns the cache off.",
+    )
     embedding_max_texts_per_request: int = Field(
         default=256, ge=1, le=100_000, description="Most texts one Embed call may carry."
     )

@@ -21,6 +21,53 @@ log = logging.getLogger(__name__)
 Kind = Literal["query", "document", "raw"]
 Vectors = npt.NDArray[np.float32]
 
+# Prompts of models whose mounted copy may lack them in config_sentence_transformers.json, by
+# model id (CONCIERGE_EMBEDDING_MODEL_ID). EmbeddingGemma was trained with these; without them
+# its retrieval quality drops.
+KNOWN_PROMPTS: dict[str, dict[str, str]] = {
+    "embeddinggemma-300m": {"query": "task: search result | query: ", "document": "title: none | text: "},
+    "google/embeddinggemma-300m": {"query": "task: search result | query: ", "document": "title: none | text: "},
+}
+# Dimensions a Matryoshka-trained model keeps its quality at, by model id.
+MATRYOSHKA_DIMENSIONS: dict[str, tuple[int, ...]] = {
+    "embeddinggemma-300m": (768, 512, 256, 128),
+    "google/embeddinggemma-300m": (768, 512, 256, 128),
+}
+
+
+def resolve_prompts(model_id: str, own: dict[str, str], *, query: str | None, document: str | None) -> dict[Kind, str]:
+    """Per kind: the configured prompt, else the model's own, else the one known for its id, else none."""
+    known = KNOWN_PROMPTS.get(model_id, {})
+
+    def pick(kind: str, configured: str | None) -> str:
+        if configured is not None:
+            return configured
+        return own.get(kind) or known.get(kind, "")
+
+    return {"query": pick("query", query), "document": pick("document", document), "raw": ""}
+
+
+def output_dimension(model_id: str, full: int, wanted: int | None) -> int:
+    """The vector length to serve: the full one, or a Matryoshka size the model supports."""
+    if wanted is None or wanted == full:
+        return full
+    if wanted > full:
+        raise ValueError(
+            f"CONCIERGE_EMBEDDING_DIMENSIONS={wanted} exceeds the model's {full} dimensions; choose at most {full}"
+        )
+    sizes = MATRYOSHKA_DIMENSIONS.get(model_id)
+    if sizes is not None and wanted not in sizes:
+        raise ValueError(
+            f"{model_id} keeps its quality only at {', '.join(map(str, sizes))} dimensions; "
+            f"set CONCIERGE_EMBEDDING_DIMENSIONS to one of them (got {wanted})"
+        )
+    return wanted
+
+
+def truncate(vectors: npt.NDArray[Any], dimension: int) -> Vectors:
+    """The first `dimension` components of each row, unit length again (Matryoshka truncation)."""
+    return normalize(np.asarray(vectors)[:, :dimension])
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -55,17 +102,22 @@ class Encoder:
             model = model.to(torch.bfloat16)
         model.eval()
         own_prompts = {name: text or "" for name, text in (model.prompts or {}).items()}
-        prompts: dict[Kind, str] = {
-            "query": _prompt(settings.embedding_query_prompt, own_prompts.get("query", "")),
-            "document": _prompt(settings.embedding_document_prompt, own_prompts.get("document", "")),
-            "raw": "",
-        }
-        dimension, max_tokens = model.get_embedding_dimension(), model.max_seq_length
-        if not dimension or not max_tokens:
+        prompts = resolve_prompts(
+            settings.embedding_model_id,
+            own_prompts,
+            query=settings.embedding_query_prompt,
+            document=settings.embedding_document_prompt,
+        )
+        full, max_tokens = model.get_embedding_dimension(), model.max_seq_length
+        if not full or not max_tokens:
             raise SystemExit(
                 f"embedding: {settings.embedding_model_path} does not declare its dimension and maximum sequence "
                 "length; point CONCIERGE_EMBEDDING_MODEL_PATH at a sentence-transformers model folder"
             )
+        try:
+            dimension = output_dimension(settings.embedding_model_id, full, settings.embedding_dimensions)
+        except ValueError as exc:
+            raise SystemExit(f"embedding: {exc}") from None
         info = ModelInfo(model=settings.embedding_model_id, dimension=dimension, max_tokens=max_tokens)
         log.info(
             "model loaded model=%s dimension=%d max_tokens=%d dtype=%s device=%s seconds=%.1f",
@@ -91,7 +143,7 @@ class Encoder:
             normalize_embeddings=False,
             show_progress_bar=False,
         )
-        return normalize(tensor.float().cpu().numpy())
+        return truncate(tensor.float().cpu().numpy(), self.info.dimension)
 
 
 def normalize(vectors: npt.NDArray[Any]) -> Vectors:
@@ -102,7 +154,3 @@ def normalize(vectors: npt.NDArray[Any]) -> Vectors:
     # A zero vector stays zero rather than becoming NaN.
     np.divide(out, norms, out=result, where=norms > 0)
     return result
-
-
-def _prompt(configured: str | None, model_default: str) -> str:
-    return model_default if configured is None else configured

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
+import numpy as np
+from cachetools import LRUCache
 
 from concierge.common import grpcio, logs
 from concierge.common.settings import load
 from concierge.embedding.batcher import MicroBatcher, worker_thread
 from concierge.embedding.config import Settings
-from concierge.embedding.model import Encoder, Kind
+from concierge.embedding.model import Encoder, Kind, Vectors
 from concierge.v1 import embedding_pb2, embedding_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -29,11 +32,33 @@ _KINDS: dict[int, Kind] = {
 }
 
 
+class QueryCache:
+    """Vectors of recent queries: customers ask the same few questions, and a hit costs no forward pass."""
+
+    def __init__(self, size: int) -> None:
+        self._entries: LRUCache[str, Vectors] | None = LRUCache(maxsize=size) if size else None
+        self.hits = 0
+        self.misses = 0
+
+    async def embed(self, texts: list[str], compute: Callable[[list[str]], Awaitable[Vectors]]) -> Vectors:
+        if self._entries is None:
+            return await compute(texts)
+        entries = self._entries
+        missing = list(dict.fromkeys(t for t in texts if t not in entries))
+        self.hits += len(texts) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            for text, vector in zip(missing, await compute(missing), strict=True):
+                entries[text] = vector
+        return np.stack([entries[t] for t in texts])
+
+
 class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
     def __init__(self, encoder: Encoder, batcher: MicroBatcher, settings: Settings) -> None:
         self._encoder = encoder
         self._batcher = batcher
         self._max_texts = settings.embedding_max_texts_per_request
+        self.query_cache = QueryCache(settings.embedding_query_cache_size)
 
     async def Embed(
         self, request: embedding_pb2.EmbedRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -54,7 +79,10 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown kind {request.kind}; use QUERY or DOCUMENT")
             raise AssertionError("unreachable")  # abort raises; this tells mypy `kind` is set
         try:
-            vectors = await self._batcher.embed(list(request.texts), kind)
+            if kind == "query":
+                vectors = await self.query_cache.embed(list(request.texts), lambda t: self._batcher.embed(t, "query"))
+            else:
+                vectors = await self._batcher.embed(list(request.texts), kind)
         except Exception as exc:  # the batcher has logged it; the caller gets the cause, not UNKNOWN
             await context.abort(grpc.StatusCode.INTERNAL, f"embedding failed: {type(exc).__name__}: {exc}")
             raise AssertionError("unreachable") from exc
@@ -91,10 +119,12 @@ async def _serve(settings: Settings, encoder: Encoder, worker: ThreadPoolExecuto
     async def stop() -> None:
         await batcher.close()
         log.info(
-            "batcher stopped requests=%d passes=%d texts=%d",
+            "batcher stopped requests=%d passes=%d texts=%d query_cache_hits=%d query_cache_misses=%d",
             batcher.stats.requests,
             batcher.stats.batches,
             batcher.stats.texts,
+            servicer.query_cache.hits,
+            servicer.query_cache.misses,
         )
 
     await grpcio.serve(name="embedding", host=host, port=port, register=register, on_stop=stop)

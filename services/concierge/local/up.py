@@ -7,10 +7,12 @@ of them on Ctrl-C, leaving the data directory consistent for the next run.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from concierge.api.loader import ResourceSet, dump
+from concierge.api.resources import KnowledgeBase
 from concierge.common.grpcio import create_channel
 from concierge.db import migrate
 from concierge.local.postgres import EmbeddedPostgres, start_embedded_postgres
@@ -48,6 +51,30 @@ class Stack:
 
     def failed(self) -> ServiceProcess | None:
         return next((s for s in self.services.values() if s.process.poll() is not None), None)
+
+
+STACK_FILE = "stack.json"
+
+
+def record_stack(state_dir: Path, addresses: dict[str, str]) -> None:
+    """Say where this supervisor's services listen, for CLI commands run beside it."""
+    path = state_dir / STACK_FILE
+    path.write_text(json.dumps({"pid": os.getpid(), "addresses": addresses}))
+
+
+def forget_stack(state_dir: Path) -> None:
+    (state_dir / STACK_FILE).unlink(missing_ok=True)
+
+
+def running_stack(state_dir: Path) -> dict[str, str] | None:
+    """Addresses of the `concierge up` that owns `state_dir`, if it still runs."""
+    try:
+        recorded = json.loads((state_dir / STACK_FILE).read_text())
+        os.kill(int(recorded["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    addresses = recorded.get("addresses")
+    return dict(addresses) if isinstance(addresses, dict) else None
 
 
 def port_free(host: str, port: int) -> bool:
@@ -116,7 +143,10 @@ def start_stack(stack: Stack, resources: ResourceSet, state_dir: Path, host: str
             console.print(f"[green]✓[/] {name:<9} {service.address:<16} ready at {time.monotonic() - started_at:4.1f}s")
 
 
-async def sync_all(resources: ResourceSet, retrieval_address: str, console: Console) -> list[SyncResult]:
+async def sync_all(
+    knowledge_bases: Sequence[KnowledgeBase], resources: ResourceSet, retrieval_address: str, console: Console
+) -> list[SyncResult]:
+    """Sync each knowledge base through the retrieval service with a live progress bar."""
     channel = create_channel(retrieval_address)
     stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
     results = []
@@ -125,19 +155,27 @@ async def sync_all(resources: ResourceSet, retrieval_address: str, console: Cons
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("docs · {task.fields[chunks]} chunks · {task.fields[current]}"),
+            TextColumn(
+                "docs · {task.fields[chunks]} chunks · {task.fields[rate]} embeddings/s · "
+                "{task.fields[errors]} errors · {task.fields[current]}"
+            ),
             TimeElapsedColumn(),
             console=console,
         ) as progress:
-            for kb in resources.knowledge_bases:
-                task = progress.add_task(f"sync {kb.key}", total=None, chunks=0, current="")
+            for kb in knowledge_bases:
+                task = progress.add_task(f"sync {kb.key}", total=None, chunks=0, rate=0, errors=0, current="")
+                started = time.monotonic()
 
-                def show(p: retrieval_pb2.SyncKnowledgeBaseResponse, task: TaskID = task) -> None:
+                def show(
+                    p: retrieval_pb2.SyncKnowledgeBaseResponse, task: TaskID = task, started: float = started
+                ) -> None:
                     progress.update(
                         task,
                         total=p.documents_total or None,
                         completed=p.documents_done,
                         chunks=p.chunks_total if p.done else p.chunks_written,
+                        rate=round(p.chunks_written / max(time.monotonic() - started, 1e-3)),
+                        errors=len(p.errors),
                         current="done" if p.done else p.current[:40],
                     )
 
@@ -210,7 +248,9 @@ def up(resources: ResourceSet, state_dir: Path, host: str, port: int, console: C
     stop = StopFlag()
     try:
         start_stack(stack, resources, state_dir, host, port, console)
-        results = asyncio.run(sync_all(resources, stack.services["retrieval"].address, console))
+        record_stack(state_dir, {name: service.address for name, service in stack.services.items()})
+        retrieval = stack.services["retrieval"].address
+        results = asyncio.run(sync_all(resources.knowledge_bases, resources, retrieval, console))
         stop.arm()
         print_summary(console, results, resources, f"http://{host}:{port}/")
         code = wait_until_stopped(stack, stop, console)
@@ -231,5 +271,6 @@ def up(resources: ResourceSet, state_dir: Path, host: str, port: int, console: C
             signal.signal(sig, signal.SIG_IGN)
         with console.status("Stopping…"):
             stack.stop()
+            forget_stack(state_dir)
         console.print("Stopped every service; data kept in " + str(state_dir))
     return code

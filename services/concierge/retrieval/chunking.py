@@ -25,8 +25,12 @@ _TABLE_DELIMITER = re.compile(r"^ {0,3}\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]
 _RULE = re.compile(r"^ {0,3}([-*_])([ \t]*\1){2,}[ \t]*$")
 _LIST_ITEM = re.compile(r"^ {0,3}([-*+]|\d{1,9}[.)])[ \t]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_LINK = re.compile(r"!?\[([^\]]*)\]\(\s*<?[^\s)>]*>?(?:\s+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?\s*\)")
 _EMPHASIS = re.compile(r"\*\*|__|\*|`")
+# `## Heading {#id}` (Pandoc/kramdown heading attributes): convert.py writes HTML ids this way.
+_HEADING_ID = re.compile(r"[ \t]*\{#([^}\s]+)\}[ \t]*$")
+_SLUG_DROP = re.compile(r"[^\w\- ]")
+PAGE_BREAK = "\x0c"
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ class Block:
     kind: BlockKind
     section: tuple[str, ...]
     text: str
+    # 1-based page in a paged document (PDF text has a form feed per page), else 0.
+    page: int = 0
+    # Fragment id of the innermost heading above the block that has one.
+    anchor: str = ""
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class Chunk:
     # Clean text shown to people; the embedded text adds `heading_line` in front.
     text: str
     token_count: int
+    page: int = 0
+    anchor: str = ""
 
     @property
     def section_path(self) -> str:
@@ -63,41 +73,78 @@ def embedding_text(title: str, section: Sequence[str], text: str) -> str:
 
 
 def chunk_document(
-    markdown: str, *, title: str, max_tokens: int, overlap_tokens: int, count_tokens: TokenCounter
+    markdown: str,
+    *,
+    title: str,
+    max_tokens: int,
+    overlap_tokens: int,
+    count_tokens: TokenCounter,
+    slug_anchors: bool = False,
 ) -> list[Chunk]:
-    """Chunks of `markdown` whose embedded text (heading line + text) fits `max_tokens`."""
+    """Chunks of `markdown` whose embedded text (heading line + text) fits `max_tokens`.
+
+    `slug_anchors`: headings without an explicit `{#id}` get GitHub's slug of their text as
+    anchor (right for Markdown files; an HTML page's ids come with its headings).
+    """
     chunks: list[Chunk] = []
-    for section, group in itertools.groupby(parse_blocks(markdown, title=title), key=lambda b: b.section):
+    blocks = parse_blocks(plain_links(markdown), title=title, slug_anchors=slug_anchors)
+    # A chunk never spans two sections or two pages, so its citation names one place.
+    for (section, anchor, _), group in itertools.groupby(blocks, key=lambda b: (b.section, b.anchor, b.page)):
         # The heading line is embedded with every chunk, so it spends part of the budget; a
         # floor keeps absurdly long headings from leaving no room for text.
         budget = max(max_tokens - count_tokens(heading_line(title, section)), max_tokens // 4, 8)
         overlap = min(overlap_tokens, budget // 2)
         pieces = [piece for index, block in enumerate(group) for piece in _pieces(block, index, budget, count_tokens)]
-        for text in _pack(pieces, budget, overlap, count_tokens):
-            chunks.append(Chunk(ordinal=len(chunks), section=section, text=text, token_count=count_tokens(text)))
+        for text, page in _pack(pieces, budget, overlap, count_tokens):
+            chunks.append(
+                Chunk(
+                    ordinal=len(chunks),
+                    section=section,
+                    text=text,
+                    token_count=count_tokens(text),
+                    page=page,
+                    anchor=anchor,
+                )
+            )
     return chunks
 
 
-def parse_blocks(markdown: str, *, title: str = "") -> list[Block]:
-    """Blocks in document order, each with the path of headings it sits under.
+def plain_links(markdown: str) -> str:
+    """Links and images as their text only: URLs and link titles are noise to embed and to read."""
+    return _LINK.sub(r"\1", markdown)
+
+
+def github_slug(heading: str) -> str:
+    """The fragment id GitHub (and most Markdown renderers) give a heading."""
+    return _SLUG_DROP.sub("", heading.strip().lower()).replace(" ", "-")
+
+
+def parse_blocks(markdown: str, *, title: str = "", slug_anchors: bool = False) -> list[Block]:
+    """Blocks in document order, each with the path of headings it sits under, its page and anchor.
 
     A first-level heading equal to the title is left out of paths: it would only repeat the title.
     """
-    lines = markdown.splitlines()
-    stack: list[tuple[int, str]] = []
+    lines = markdown.split("\n")  # not splitlines(): it also splits at the form feeds that mark pages
+    # (level, text, anchor) of the headings above the current line.
+    stack: list[tuple[int, str, str]] = []
     blocks: list[Block] = []
     paragraph: list[str] = []
+    page = 1 if PAGE_BREAK in markdown else 0
 
     def section() -> tuple[str, ...]:
-        path = [text for _, text in stack]
+        path = [text for _, text, _ in stack]
         if path and stack[0][0] == 1 and title and path[0].casefold() == title.strip().casefold():
             path = path[1:]
         return tuple(path)
 
+    def block(kind: BlockKind, text: str) -> Block:
+        anchor = next((a for _, _, a in reversed(stack) if a), "")
+        return Block(kind, section(), text, page, anchor)
+
     def flush() -> None:
         if paragraph:
             kind: BlockKind = "list" if _LIST_ITEM.match(paragraph[0]) else "prose"
-            blocks.append(Block(kind, section(), "\n".join(paragraph).strip()))
+            blocks.append(block(kind, "\n".join(paragraph).strip()))
             paragraph.clear()
 
     i = 0
@@ -111,7 +158,7 @@ def parse_blocks(markdown: str, *, title: str = "") -> list[Block]:
             while end < len(lines) and not closing.match(lines[end]):
                 end += 1
             # An unclosed fence runs to the end of the document, as in CommonMark.
-            blocks.append(Block("code", section(), "\n".join(lines[i : end + 1])))
+            blocks.append(block("code", "\n".join(lines[i : end + 1])))
             i = end + 1
             continue
         if heading := _HEADING.match(line):
@@ -119,9 +166,16 @@ def parse_blocks(markdown: str, *, title: str = "") -> list[Block]:
             level = len(heading.group(1))
             while stack and stack[-1][0] >= level:
                 stack.pop()
-            text = _plain(heading.group(2))
+            raw = heading.group(2)
+            explicit = _HEADING_ID.search(raw)
+            raw = raw[: explicit.start()] if explicit else raw
+            text = _plain(raw)
             if text:
-                stack.append((level, text))
+                anchor = explicit.group(1) if explicit else github_slug(text) if slug_anchors else ""
+                stack.append((level, text, anchor))
+        elif line.strip(" \t") == PAGE_BREAK:
+            flush()
+            page += 1
         elif _EMPTY_HEADING.match(line) or _RULE.match(line) or not line.strip():
             flush()
         elif _TABLE_ROW.match(line):
@@ -129,7 +183,7 @@ def parse_blocks(markdown: str, *, title: str = "") -> list[Block]:
             end = i
             while end < len(lines) and _TABLE_ROW.match(lines[end]):
                 end += 1
-            blocks.append(Block("table", section(), "\n".join(row.strip() for row in lines[i:end])))
+            blocks.append(block("table", "\n".join(row.strip() for row in lines[i:end])))
             i = end
             continue
         else:
@@ -150,6 +204,7 @@ class _Piece:
     # Pieces of the same block continue each other: joined by `joiner`, not a paragraph break.
     block: int
     joiner: str
+    page: int = 0
 
 
 def _pieces(block: Block, index: int, budget: int, count: TokenCounter) -> list[_Piece]:
@@ -162,14 +217,14 @@ def _pieces(block: Block, index: int, budget: int, count: TokenCounter) -> list[
     tokens = count(block.text)
     joiner = " " if block.kind == "prose" else "\n"
     if tokens <= budget:
-        return [_Piece(block.text, tokens, block.kind, index, joiner)]
+        return [_Piece(block.text, tokens, block.kind, index, joiner, block.page)]
     if block.kind == "table":
         parts = _split_table(block.text, budget, count)
     elif block.kind == "code":
         parts = _split_code(block.text, budget, count)
     else:
         parts = [part for unit in _units(block.kind, block.text) for part in _pack_units([unit], joiner, budget, count)]
-    return [_Piece(text, count(text), block.kind, index, joiner) for text in parts]
+    return [_Piece(text, count(text), block.kind, index, joiner, block.page) for text in parts]
 
 
 def _units(kind: BlockKind, text: str) -> list[str]:
@@ -179,8 +234,11 @@ def _units(kind: BlockKind, text: str) -> list[str]:
     return _SENTENCE_END.split(" ".join(line.strip() for line in text.splitlines()))
 
 
-def _pack(pieces: list[_Piece], budget: int, overlap: int, count: TokenCounter) -> list[str]:
-    """Greedily fill chunks with whole pieces; a new chunk repeats the tail of the last prose."""
+def _pack(pieces: list[_Piece], budget: int, overlap: int, count: TokenCounter) -> list[tuple[str, int]]:
+    """Greedily fill chunks with whole pieces; a new chunk repeats the tail of the last prose.
+
+    Returns each chunk's text and the page of its first piece.
+    """
     chunks: list[list[_Piece]] = []
     current: list[_Piece] = []
     used = 0
@@ -194,7 +252,7 @@ def _pack(pieces: list[_Piece], budget: int, overlap: int, count: TokenCounter) 
         used += piece.tokens
     if current:
         chunks.append(current)
-    return [_render(chunk) for chunk in chunks]
+    return [(_render(chunk), chunk[0].page) for chunk in chunks]
 
 
 def _render(pieces: list[_Piece]) -> str:
@@ -226,7 +284,7 @@ def _tail(chunk: list[_Piece], overlap: int, count: TokenCounter) -> list[_Piece
             used += tokens
         if kept:
             text = piece.joiner.join(kept)
-            taken.insert(0, _Piece(text, count(text), piece.kind, piece.block, piece.joiner))
+            taken.insert(0, _Piece(text, count(text), piece.kind, piece.block, piece.joiner, piece.page))
         if len(kept) < len(units):
             break
     last = chunk[-1]
@@ -238,7 +296,7 @@ def _tail(chunk: list[_Piece], overlap: int, count: TokenCounter) -> list[_Piece
             used += tokens
         if kept:
             text = " ".join(kept)
-            taken.append(_Piece(text, count(text), last.kind, last.block, " "))
+            taken.append(_Piece(text, count(text), last.kind, last.block, " ", last.page))
     return taken
 
 

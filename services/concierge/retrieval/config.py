@@ -5,6 +5,7 @@ Only the database URL is required; the rest has defaults that suit a laptop.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Self
 
 from pydantic import Field, model_validator
@@ -47,6 +48,16 @@ class Settings(BaseSettings):
         description="Folder with the embedding model's tokenizer.json, to measure chunks in model tokens. "
         "Empty: estimate tokens from words.",
     )
+    fetch_allow_private_networks: bool = Field(
+        default=True,
+        description="Whether URL sources and crawls may reach private, loopback and link-local addresses. "
+        "True suits a laptop; set false in a cluster so a spec cannot reach internal services.",
+    )
+    source_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders that path sources must stay inside ('..' and symlinks resolved first); "
+        "empty: anywhere the service can read. In a cluster: the mounted sources volume.",
+    )
     fetch_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one URL source download.")
     max_document_bytes: int = Field(
         default=25 * 1024 * 1024, ge=1024, description="Largest file or download accepted as one document."
@@ -61,6 +72,19 @@ class Settings(BaseSettings):
     search_rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
     search_vector_weight: float = Field(default=1.0, ge=0, description="Weight of the vector list in fusion.")
     search_text_weight: float = Field(default=1.0, ge=0, description="Weight of the full-text list in fusion.")
+    search_duplicate_similarity: float = Field(
+        default=0.97,
+        gt=0,
+        le=1,
+        description="Hits whose vectors are at least this similar to a better hit are dropped as near-duplicates; "
+        "1 keeps all but exact repeats.",
+    )
+    reranker_model_path: str = Field(
+        default="",
+        description="Folder of a sentence-transformers CrossEncoder that reorders the best fused candidates; "
+        "empty: no reranking.",
+    )
+    rerank_candidates: int = Field(default=20, ge=1, le=100, description="Fused candidates the reranker reorders.")
 
     @model_validator(mode="after")
     def _searches_keep_a_connection(self) -> Self:

@@ -10,6 +10,7 @@ wait), so searches always find a pooled connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -30,13 +31,21 @@ from concierge.retrieval import store
 from concierge.retrieval.chunking import Chunk, chunk_document, embedding_text, heading_line
 from concierge.retrieval.convert import convert
 from concierge.retrieval.embedder import EmbeddingClient
-from concierge.retrieval.plan import DocKey, content_hash, index_fingerprint, plan_sync, spec_hash
+from concierge.retrieval.plan import (
+    DocKey,
+    content_hash,
+    index_fingerprint,
+    plan_sync,
+    source_fingerprint,
+    spec_hash,
+)
 from concierge.retrieval.sources import (
     DocumentProblem,
     DocumentRef,
     LoadedDocument,
+    SourcePolicy,
     SourceProblem,
-    enumerate_source,
+    discover,
     load,
 )
 from concierge.retrieval.tokens import TokenCounter
@@ -65,6 +74,12 @@ class SyncProgress:
 
     def snapshot(self) -> SyncProgress:
         return dataclasses.replace(self, errors=list(self.errors))
+
+
+def document_metadata(spec: KnowledgeBaseSpec, source_name: str, fmt: str) -> dict[str, str]:
+    """What search filters can match on a document: its source's labels, its source and format."""
+    source = next(s for s in spec.sources if s.name == source_name)
+    return {**source.metadata, "source": source_name, "format": fmt}
 
 
 class SyncRejected(Exception):
@@ -98,6 +113,8 @@ class Ingestor:
         max_document_bytes: int,
         embed_batch_size: int,
         concurrency: int,
+        allow_private_networks: bool = True,
+        source_roots: tuple[Path, ...] = (),
     ) -> None:
         """`lock_conninfo`: libpq URL of the pool's database, for each sync's own lock connection.
 
@@ -113,6 +130,9 @@ class Ingestor:
         self._count_tokens = count_tokens
         self._http = http
         self._max_bytes = max_document_bytes
+        self._policy = SourcePolicy(
+            max_bytes=max_document_bytes, allow_private_networks=allow_private_networks, allowed_roots=source_roots
+        )
         # Embed several batches' worth at once: the embedding service always has the next one
         # queued, and the client can group passages of similar length.
         self._flush_chunks = embed_batch_size * 4
@@ -184,6 +204,7 @@ class Ingestor:
         model = spec.embedding.model
         max_tokens = min(spec.chunking.max_tokens, model_max_tokens - _SPECIAL_TOKENS)
         fingerprint = index_fingerprint(spec=spec, model=model, dimension=dimension, max_tokens=max_tokens)
+        fingerprints = {s.name: source_fingerprint(fingerprint, s.metadata) for s in spec.sources}
         progress = SyncProgress()
         log_fields = f"tenant={tenant} knowledge_base={knowledge_base}"
 
@@ -203,7 +224,7 @@ class Ingestor:
         failed_sources: set[str] = set()
         for source in spec.sources:
             try:
-                refs.extend(await asyncio.to_thread(enumerate_source, source, base_dir))
+                refs.extend(await discover(source, base_dir, client=self._http, policy=self._policy))
             except SourceProblem as exc:
                 failed_sources.add(source.name)
                 self._failed(progress, source.name, str(exc), log_fields)
@@ -218,13 +239,18 @@ class Ingestor:
         unreadable: set[DocKey] = set()
         for ref in refs:
             try:
-                loaded = await load(ref, client=self._http, max_bytes=self._max_bytes)
+                loaded = await load(
+                    ref,
+                    client=self._http,
+                    max_bytes=self._max_bytes,
+                    allow_private_networks=self._policy.allow_private_networks,
+                )
             except DocumentProblem as exc:
                 unreadable.add(ref.doc_key)
                 progress.documents_done += 1
                 self._failed(progress, ref.label, str(exc), log_fields)
                 continue
-            found[ref.doc_key] = content_hash(loaded.hash_material(), fingerprint=fingerprint)
+            found[ref.doc_key] = content_hash(loaded.hash_material(), fingerprint=fingerprints[ref.source])
             if ref.url is not None:
                 downloaded[ref.doc_key] = loaded
         plan = plan_sync(stored=stored, found=found, unreadable=unreadable, failed_sources=failed_sources)
@@ -241,30 +267,48 @@ class Ingestor:
         yield progress.snapshot()
 
         # Stage 2: convert and chunk changed documents, embed them in batches, write each one.
+        # A batch is embedded and written while the next one is converted: conversion runs in
+        # this process and the model in the embedding service, so both cores stay busy.
         changed = set(plan.changed)
         pending: list[_Prepared] = []
-        for ref in refs:
-            if ref.doc_key not in changed:
-                continue
-            progress.current = ref.key
-            try:
-                if ref.doc_key in downloaded:
-                    loaded = downloaded.pop(ref.doc_key)
-                else:
-                    loaded = await load(ref, client=self._http, max_bytes=self._max_bytes)
-                digest = content_hash(loaded.hash_material(), fingerprint=fingerprint)
-                pending.append(await asyncio.to_thread(self._prepare, loaded, digest, spec, max_tokens))
-            except DocumentProblem as exc:
-                progress.documents_done += 1
-                self._failed(progress, ref.label, str(exc), log_fields)
-                yield progress.snapshot()
-                continue
-            if sum(len(p.chunks) for p in pending) >= self._flush_chunks:
-                async for snapshot in self._write(tenant, knowledge_base, spec.language, pending, progress):
-                    yield snapshot
-                pending = []
-        async for snapshot in self._write(tenant, knowledge_base, spec.language, pending, progress):
-            yield snapshot
+        writing: asyncio.Task[None] | None = None
+        try:
+            for ref in refs:
+                if ref.doc_key not in changed:
+                    continue
+                progress.current = ref.key
+                try:
+                    if ref.doc_key in downloaded:
+                        loaded = downloaded.pop(ref.doc_key)
+                    else:
+                        loaded = await load(
+                            ref,
+                            client=self._http,
+                            max_bytes=self._max_bytes,
+                            allow_private_networks=self._policy.allow_private_networks,
+                        )
+                    digest = content_hash(loaded.hash_material(), fingerprint=fingerprints[ref.source])
+                    pending.append(await asyncio.to_thread(self._prepare, loaded, digest, spec, max_tokens))
+                except DocumentProblem as exc:
+                    progress.documents_done += 1
+                    self._failed(progress, ref.label, str(exc), log_fields)
+                    yield progress.snapshot()
+                    continue
+                if sum(len(p.chunks) for p in pending) >= self._flush_chunks:
+                    if writing is not None:
+                        await writing
+                        yield progress.snapshot()
+                    writing = asyncio.create_task(self._write(tenant, knowledge_base, spec.language, pending, progress))
+                    pending = []
+            if writing is not None:
+                await writing
+            await self._write(tenant, knowledge_base, spec.language, pending, progress)
+            yield progress.snapshot()
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await writing
 
         if plan.delete:
             async with tenant_transaction(self._pool, tenant) as conn:
@@ -295,6 +339,7 @@ class Ingestor:
             max_tokens=max_tokens,
             overlap_tokens=spec.chunking.overlap_tokens,
             count_tokens=self._count_tokens,
+            slug_anchors=loaded.format == "markdown",
         )
         if not chunks:
             raise DocumentProblem("nothing to index: the document has headings but no text")
@@ -307,12 +352,14 @@ class Ingestor:
             title=converted.title,
             format=loaded.format,
             content_hash=digest,
+            metadata=document_metadata(spec, ref.source, loaded.format),
         )
         return _Prepared(document=document, title=converted.title, chunks=chunks, texts=texts)
 
     async def _write(
         self, tenant: str, knowledge_base: str, language: str, pending: list[_Prepared], progress: SyncProgress
-    ) -> AsyncIterator[SyncProgress]:
+    ) -> None:
+        """Embed the batch's chunks in one go, then write each document in a transaction of its own."""
         if not pending:
             return
         vectors = await self._embedder.embed_documents([text for p in pending for text in p.texts])
@@ -327,6 +374,8 @@ class Ingestor:
                     content_hash=hashlib.sha256(text.encode()).hexdigest(),
                     token_count=chunk.token_count,
                     embedding=vectors[offset + i],
+                    page=chunk.page,
+                    anchor=chunk.anchor,
                 )
                 for i, (chunk, text) in enumerate(zip(prepared.chunks, prepared.texts, strict=True))
             ]
@@ -343,8 +392,6 @@ class Ingestor:
             progress.documents_done += 1
             progress.documents_changed += 1
             progress.chunks_written += len(rows)
-            progress.current = prepared.document.title
-            yield progress.snapshot()
 
     @staticmethod
     def _failed(progress: SyncProgress, source: str, reason: str, log_fields: str) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from concierge.api.resources import KnowledgeBaseSpec
 
 # Bump when chunking or conversion changes in a way that should re-index stored documents.
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 DocKey = tuple[str, str]
 """(source name, document key inside the source)."""
@@ -30,6 +30,14 @@ def index_fingerprint(*, spec: KnowledgeBaseSpec, model: str, dimension: int, ma
         "max_tokens": max_tokens,
     }
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def source_fingerprint(fingerprint: str, metadata: dict[str, str]) -> str:
+    """The index fingerprint with a source's metadata labels: relabelling a source rewrites its documents."""
+    if not metadata:
+        return fingerprint
+    labels = json.dumps(metadata, sort_keys=True)
+    return hashlib.sha256(f"{fingerprint}\0{labels}".encode()).hexdigest()[:16]
 
 
 def content_hash(data: bytes, *, fingerprint: str) -> str:

@@ -1,6 +1,7 @@
 """Hybrid search of a tenant's knowledge bases: pgvector HNSW plus Postgres full-text, fused.
 
-Both lists are fused by weighted reciprocal rank; every hit carries its cosine for confidence checks.
+Both lists are fused by weighted reciprocal rank; near-duplicate chunks are dropped, an optional
+cross-encoder reorders the best candidates, and every hit carries its cosine for confidence checks.
 """
 
 from __future__ import annotations
@@ -11,19 +12,24 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
+import numpy as np
 from psycopg_pool import AsyncConnectionPool
 
 from concierge.db import tenant_transaction
 from concierge.retrieval import store
 from concierge.retrieval.embedder import EmbeddingClient
 from concierge.retrieval.fusion import RankedList, reciprocal_rank_fusion
+from concierge.retrieval.rerank import Reranker
 
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"\w+")
+
+SearchMode = Literal["hybrid", "vector", "text"]
 
 
 @dataclass(frozen=True)
@@ -31,14 +37,25 @@ class SearchHit:
     chunk_id: str
     knowledge_base: str
     document_id: str
+    document_key: str
     document_title: str
     source_uri: str
     section: str
     text: str
+    page: int
+    anchor: str
     score: float
     vector_score: float
     vector_rank: int
     text_rank: int
+    rerank_score: float = 0.0
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[SearchHit]
+    # Best cosine among the vector candidates, before min_score dropped any.
+    best_vector_score: float
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,21 @@ class SearchSettings:
     rrf_k: int = 60
     vector_weight: float = 1.0
     text_weight: float = 1.0
+    # Two hits whose vectors are at least this similar say the same thing; the lower one goes.
+    duplicate_similarity: float = 0.97
+    # How many fused candidates the reranker (when configured) reorders.
+    rerank_candidates: int = 20
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    tenant: str
+    knowledge_bases: Sequence[str]
+    text: str
+    top_k: int
+    mode: SearchMode = "hybrid"
+    min_score: float = 0.0
+    filters: Mapping[str, str] = field(default_factory=dict)
 
 
 class SearchRejected(Exception):
@@ -65,13 +97,43 @@ def any_word_query(text: str) -> str:
     return " or ".join(_WORD.findall(text))
 
 
+def drop_near_duplicates(rows: Sequence[store.HitRow], similarity: float) -> list[store.HitRow]:
+    """Rows in order, without any whose text, or vector, repeats a row kept before it.
+
+    The same paragraph often sits in several documents (a policy quoted in an FAQ, a page and its
+    printable copy); showing it twice wastes the answer's budget and a citation slot. Texts are
+    compared without case and spacing; vectors catch near-copies (a changed date, a typo).
+    """
+    kept: list[store.HitRow] = []
+    seen_texts: set[str] = set()
+    for row in rows:
+        text = " ".join(row.text.split()).casefold()
+        if text in seen_texts:
+            continue
+        if kept and similarity < 1.0:
+            previous = np.stack([k.embedding for k in kept])
+            if float(np.max(previous @ row.embedding)) >= similarity:
+                continue
+        seen_texts.add(text)
+        kept.append(row)
+    return kept
+
+
 class Searcher:
-    def __init__(self, *, pool: AsyncConnectionPool, embedder: EmbeddingClient, settings: SearchSettings) -> None:
+    def __init__(
+        self,
+        *,
+        pool: AsyncConnectionPool,
+        embedder: EmbeddingClient,
+        settings: SearchSettings,
+        reranker: Reranker | None = None,
+    ) -> None:
         self._pool = pool
         self._embedder = embedder
         self._settings = settings
+        self._reranker = reranker
 
-    async def search(self, *, tenant: str, knowledge_bases: Sequence[str], query: str, top_k: int) -> list[SearchHit]:
+    async def search(self, query: SearchQuery) -> SearchResult:
         """Full-text in one short transaction while the query is embedded, then vectors in another.
 
         No pooled connection is held while the embedding service is awaited: during its restart
@@ -81,98 +143,140 @@ class Searcher:
         """
         started = time.perf_counter()
         settings = self._settings
+        top_k = query.top_k
+        # Room for what dedupe and the score threshold drop, and for the reranker to choose from.
+        wanted = max(top_k * 2, settings.rerank_candidates if self._reranker else 0)
         limit = top_k * settings.candidates
-        embedding = asyncio.create_task(self._embedder.embed_query(query))
+        embedding = asyncio.create_task(self._embedder.embed_query(query.text))
         try:
-            found, text_lists = await self._text_candidates(tenant, knowledge_bases, query, limit)
+            found, text_lists = await self._text_candidates(query, limit)
             if not found:
-                return []
-            info = await self._embedder.model_info()  # asked once per process, then cached
-            stale = [kb for kb in found if kb.model != info.model or kb.dimension != info.dimension]
-            if stale:
-                raise SearchRejected(
-                    "knowledge bases indexed with another embedding model than the one served "
-                    f"({info.model}, {info.dimension} dimensions): "
-                    + ", ".join(f"{kb.name} ({kb.model}, {kb.dimension})" for kb in stale)
-                    + "; sync them again"
-                )
+                return SearchResult(hits=[], best_vector_score=0.0)
+            await self._check_models(found)
             vector = await embedding
         finally:
             if not embedding.done():
                 embedding.cancel()
             elif not embedding.cancelled():
                 embedding.exception()  # retrieved, so an early return does not log "never retrieved"
-        async with tenant_transaction(self._pool, tenant) as conn:
+        names = [kb.name for kb in found]
+        async with tenant_transaction(self._pool, query.tenant) as conn:
             await store.configure_search(
                 conn, statement_timeout_ms=settings.statement_timeout_ms, ef_search=settings.ef_search
             )
             nearest = await store.vector_candidates(
-                conn, knowledge_bases=[kb.name for kb in found], vector=vector, limit=limit
+                conn, knowledge_bases=names, vector=vector, limit=limit, filters=query.filters
             )
-            fused = reciprocal_rank_fusion(
-                [
-                    RankedList([chunk_id for chunk_id, _ in nearest], settings.vector_weight),
-                    RankedList(_interleave(text_lists), settings.text_weight),
-                ],
-                k=settings.rrf_k,
-                limit=top_k,
-            )
+            lists = []
+            if query.mode != "text":
+                lists.append(RankedList([chunk_id for chunk_id, _ in nearest], settings.vector_weight))
+            if query.mode != "vector":
+                lists.append(RankedList(_interleave(text_lists), settings.text_weight))
+            fused = reciprocal_rank_fusion(lists, k=settings.rrf_k, limit=wanted)
             rows = await store.hits(conn, [f.id for f in fused], vector)
-        hits = [
-            SearchHit(
-                chunk_id=str(f.id),
-                knowledge_base=rows[f.id].knowledge_base,
-                document_id=str(rows[f.id].document_id),
-                document_title=rows[f.id].title,
-                source_uri=rows[f.id].uri,
-                section=rows[f.id].section,
-                text=rows[f.id].text,
-                score=f.score,
-                vector_score=rows[f.id].vector_score,
-                vector_rank=f.ranks[0],
-                text_rank=f.ranks[1],
-            )
-            for f in fused
-            if f.id in rows
-        ]
+        best = max((score for _, score in nearest), default=0.0)
+        ranks = {f.id: (f.score, *_list_ranks(f.ranks, query.mode)) for f in fused}
+        ordered = drop_near_duplicates(
+            [
+                rows[f.id]
+                for f in fused
+                if f.id in rows and (not query.min_score or rows[f.id].vector_score >= query.min_score)
+            ],
+            settings.duplicate_similarity,
+        )
+        rerank_scores: dict[uuid.UUID, float] = {}
+        if self._reranker is not None and ordered:
+            head = ordered[: settings.rerank_candidates]
+            scores = await self._reranker.score(query.text, [f"{r.title}\n{r.section}\n{r.text}" for r in head])
+            rerank_scores = {r.chunk_id: s for r, s in zip(head, scores, strict=True)}
+            head = sorted(head, key=lambda r: -rerank_scores[r.chunk_id])
+            ordered = head + ordered[settings.rerank_candidates :]
+        hits = [_hit(row, *ranks[row.chunk_id], rerank_scores.get(row.chunk_id, 0.0)) for row in ordered[:top_k]]
         log.info(
-            "search tenant=%s knowledge_bases=%s top_k=%d vector_candidates=%d text_candidates=%d hits=%d "
-            "best_vector_score=%.3f ms=%.1f",
-            tenant,
-            ",".join(kb.name for kb in found),
+            "search tenant=%s knowledge_bases=%s mode=%s top_k=%d filters=%d vector_candidates=%d "
+            "text_candidates=%d hits=%d best_vector_score=%.3f ms=%.1f",
+            query.tenant,
+            ",".join(names),
+            query.mode,
             top_k,
+            len(query.filters),
             len(nearest),
             sum(len(t) for t in text_lists),
             len(hits),
-            max((h.vector_score for h in hits), default=0.0),
+            best,
             (time.perf_counter() - started) * 1000,
         )
-        return hits
+        return SearchResult(hits=hits, best_vector_score=best)
+
+    async def _check_models(self, found: Sequence[store.KnowledgeBaseRow]) -> None:
+        info = await self._embedder.model_info()  # asked once per process, then cached
+        stale = [kb for kb in found if kb.model != info.model or kb.dimension != info.dimension]
+        if stale:
+            raise SearchRejected(
+                "knowledge bases indexed with another embedding model than the one served "
+                f"({info.model}, {info.dimension} dimensions): "
+                + ", ".join(f"{kb.name} ({kb.model}, {kb.dimension})" for kb in stale)
+                + "; sync them again"
+            )
 
     async def _text_candidates(
-        self, tenant: str, knowledge_bases: Sequence[str], query: str, limit: int
+        self, query: SearchQuery, limit: int
     ) -> tuple[list[store.KnowledgeBaseRow], list[list[uuid.UUID]]]:
         """The knowledge bases that exist, and full-text candidates per language (one transaction)."""
         settings = self._settings
-        async with tenant_transaction(self._pool, tenant) as conn:
+        async with tenant_transaction(self._pool, query.tenant) as conn:
             await store.configure_search(
                 conn, statement_timeout_ms=settings.statement_timeout_ms, ef_search=settings.ef_search
             )
-            found = await store.knowledge_bases(conn, knowledge_bases)
-            missing = sorted(set(knowledge_bases) - {kb.name for kb in found})
+            found = await store.knowledge_bases(conn, query.knowledge_bases)
+            missing = sorted(set(query.knowledge_bases) - {kb.name for kb in found})
             if missing:
-                log.warning("search of unknown knowledge bases tenant=%s missing=%s", tenant, ",".join(missing))
+                log.warning("search of unknown knowledge bases tenant=%s missing=%s", query.tenant, ",".join(missing))
             text_lists: list[list[uuid.UUID]] = []
-            words = any_word_query(query)
-            # A query of only punctuation has no words to match; skip the pointless query.
-            by_language = sorted(found, key=lambda kb: kb.language) if words else []
+            words = any_word_query(query.text)
+            # A query of only punctuation has no words to match; vector mode needs no text list.
+            by_language = sorted(found, key=lambda kb: kb.language) if words and query.mode != "vector" else []
             for language, group in itertools.groupby(by_language, key=lambda kb: kb.language):
                 text_lists.append(
                     await store.text_candidates(
-                        conn, knowledge_bases=[kb.name for kb in group], language=language, query=words, limit=limit
+                        conn,
+                        knowledge_bases=[kb.name for kb in group],
+                        language=language,
+                        query=words,
+                        limit=limit,
+                        filters=query.filters,
                     )
                 )
         return found, text_lists
+
+
+def _list_ranks(ranks: Sequence[int], mode: SearchMode) -> tuple[int, int]:
+    """(vector rank, text rank) from the fused ranks of the lists that `mode` searched."""
+    if mode == "vector":
+        return ranks[0], 0
+    if mode == "text":
+        return 0, ranks[0]
+    return ranks[0], ranks[1]
+
+
+def _hit(row: store.HitRow, score: float, vector_rank: int, text_rank: int, rerank_score: float) -> SearchHit:
+    return SearchHit(
+        chunk_id=str(row.chunk_id),
+        knowledge_base=row.knowledge_base,
+        document_id=str(row.document_id),
+        document_key=row.document_key,
+        document_title=row.title,
+        source_uri=row.uri,
+        section=row.section,
+        text=row.text,
+        page=row.page,
+        anchor=row.anchor,
+        score=score,
+        vector_score=row.vector_score,
+        vector_rank=vector_rank,
+        text_rank=text_rank,
+        rerank_score=rerank_score,
+    )
 
 
 def _interleave(lists: Sequence[Sequence[uuid.UUID]]) -> list[uuid.UUID]:

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,7 +26,8 @@ from concierge.retrieval import store
 from concierge.retrieval.config import Settings, load_settings
 from concierge.retrieval.embedder import EmbeddingClient, EmbeddingUnavailable
 from concierge.retrieval.ingest import Ingestor, SyncProgress, SyncRejected
-from concierge.retrieval.search import Searcher, SearchRejected, SearchSettings
+from concierge.retrieval.rerank import CrossEncoderReranker
+from concierge.retrieval.search import Searcher, SearchMode, SearchQuery, SearchRejected, SearchSettings
 from concierge.retrieval.tokens import load_token_counter
 from concierge.v1 import retrieval_pb2, retrieval_pb2_grpc
 
@@ -34,6 +35,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TOP_K = 5
 MAX_TOP_K = 50
+MAX_FILTERS = 16
+_MODES: dict[int, SearchMode] = {
+    retrieval_pb2.SEARCH_MODE_HYBRID: "hybrid",
+    retrieval_pb2.SEARCH_MODE_VECTOR: "vector",
+    retrieval_pb2.SEARCH_MODE_TEXT: "text",
+}
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -102,10 +109,25 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"top_k must be between 1 and {MAX_TOP_K}, got {request.top_k}",
             )
-        try:
-            hits = await self._searcher.search(
-                tenant=request.tenant, knowledge_bases=list(request.knowledge_bases), query=request.query, top_k=top_k
+        if not 0.0 <= request.min_score <= 1.0:
+            await _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"min_score is a cosine similarity between 0 and 1, got {request.min_score}",
             )
+        if problem := filter_problem(request.filters):
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, problem)
+        query = SearchQuery(
+            tenant=request.tenant,
+            knowledge_bases=list(request.knowledge_bases),
+            text=request.query,
+            top_k=top_k,
+            mode=_MODES.get(request.mode, "hybrid"),
+            min_score=request.min_score,
+            filters=dict(request.filters),
+        )
+        try:
+            result = await self._searcher.search(query)
         except SearchRejected as exc:
             await _abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except EmbeddingUnavailable as exc:
@@ -125,17 +147,22 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     chunk_id=hit.chunk_id,
                     knowledge_base=hit.knowledge_base,
                     document_id=hit.document_id,
+                    document_key=hit.document_key,
                     document_title=hit.document_title,
                     source_uri=hit.source_uri,
                     section=hit.section,
                     text=hit.text,
+                    page=hit.page,
+                    anchor=hit.anchor,
                     score=hit.score,
                     vector_score=hit.vector_score,
                     vector_rank=hit.vector_rank,
                     text_rank=hit.text_rank,
+                    rerank_score=hit.rerank_score,
                 )
-                for hit in hits
-            ]
+                for hit in result.hits
+            ],
+            best_vector_score=result.best_vector_score,
         )
 
     async def DeleteKnowledgeBase(
@@ -151,6 +178,18 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             deleted,
         )
         return retrieval_pb2.DeleteKnowledgeBaseResponse(documents_deleted=deleted)
+
+
+def filter_problem(filters: Mapping[str, str]) -> str | None:
+    """Why these metadata filters cannot be used, or None."""
+    if len(filters) > MAX_FILTERS:
+        return f"at most {MAX_FILTERS} filters, got {len(filters)}"
+    for key, value in filters.items():
+        if not key.strip():
+            return "a filter key is empty: use `source`, `format` or a key of the source's metadata"
+        if len(key) > 63 or len(value) > 256:
+            return f"filter {key[:63]!r} is too long: keys up to 63 and values up to 256 characters"
+    return None
 
 
 def _progress_message(progress: SyncProgress) -> retrieval_pb2.SyncKnowledgeBaseResponse:
@@ -208,6 +247,8 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         max_document_bytes=settings.max_document_bytes,
         embed_batch_size=settings.embedding_batch_size,
         concurrency=settings.sync_concurrency,
+        allow_private_networks=settings.fetch_allow_private_networks,
+        source_roots=tuple(settings.source_roots),
     )
     searcher = Searcher(
         pool=pool,
@@ -219,7 +260,10 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
             rrf_k=settings.search_rrf_k,
             vector_weight=settings.search_vector_weight,
             text_weight=settings.search_text_weight,
+            duplicate_similarity=settings.search_duplicate_similarity,
+            rerank_candidates=settings.rerank_candidates,
         ),
+        reranker=CrossEncoderReranker.load(settings.reranker_model_path) if settings.reranker_model_path else None,
     )
     servicer = RetrievalServicer(ingestor=ingestor, searcher=searcher, pool=pool)
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from concierge.retrieval.plan import DocKey
 
@@ -38,6 +39,8 @@ class ChunkRow:
     content_hash: str
     token_count: int
     embedding: npt.NDArray[np.float32]
+    page: int = 0
+    anchor: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class DocumentRow:
     title: str
     format: str
     content_hash: str
+    # What search filters match: source and format, plus the source's `metadata` labels.
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,16 @@ class HitRow:
     chunk_id: uuid.UUID
     knowledge_base: str
     document_id: uuid.UUID
+    document_key: str
     title: str
     uri: str
     section: str
     text: str
+    page: int
+    anchor: str
+    content_hash: str
     vector_score: float
+    embedding: npt.NDArray[np.float32]
 
 
 async def upsert_knowledge_base(
@@ -103,11 +113,14 @@ async def replace_document(
     """Upsert the document and swap all of its chunks; run it in one transaction."""
     cursor = await conn.execute(
         """
-        INSERT INTO documents (tenant, knowledge_base, source, key, uri, title, format, content_hash, chunk_count)
-        VALUES (%(tenant)s, %(kb)s, %(source)s, %(key)s, %(uri)s, %(title)s, %(format)s, %(hash)s, %(count)s)
+        INSERT INTO documents (tenant, knowledge_base, source, key, uri, title, format, content_hash, chunk_count,
+                               metadata)
+        VALUES (%(tenant)s, %(kb)s, %(source)s, %(key)s, %(uri)s, %(title)s, %(format)s, %(hash)s, %(count)s,
+                %(metadata)s)
         ON CONFLICT (tenant, knowledge_base, source, key) DO UPDATE
            SET uri = EXCLUDED.uri, title = EXCLUDED.title, format = EXCLUDED.format,
-               content_hash = EXCLUDED.content_hash, chunk_count = EXCLUDED.chunk_count, updated_at = now()
+               content_hash = EXCLUDED.content_hash, chunk_count = EXCLUDED.chunk_count,
+               metadata = EXCLUDED.metadata, updated_at = now()
         RETURNING id
         """,
         {
@@ -120,20 +133,22 @@ async def replace_document(
             "format": document.format,
             "hash": document.content_hash,
             "count": len(chunks),
+            "metadata": Jsonb(document.metadata),
         },
     )
     row = await cursor.fetchone()
     assert row is not None
     document_id: uuid.UUID = row[0]
     await conn.execute("DELETE FROM chunks WHERE document_id = %s", [document_id])
+    metadata = Jsonb(document.metadata)
     # executemany runs in pipeline mode (one round trip per batch); COPY would be faster but
     # Postgres refuses COPY FROM into tables with row-level security.
     async with conn.cursor() as insert:
         await insert.executemany(
             """
             INSERT INTO chunks (tenant, knowledge_base, document_id, ordinal, section, heading, text,
-                                content_hash, token_count, language, embedding)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::regconfig, %s)
+                                content_hash, token_count, language, embedding, metadata, page, anchor)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::regconfig, %s, %s, %s, %s)
             """,
             [
                 (
@@ -148,6 +163,9 @@ async def replace_document(
                     chunk.token_count,
                     language,
                     chunk.embedding,
+                    metadata,
+                    chunk.page,
+                    chunk.anchor,
                 )
                 for chunk in chunks
             ],
@@ -204,51 +222,81 @@ async def knowledge_bases(conn: Connection, names: Sequence[str]) -> list[Knowle
 
 
 async def vector_candidates(
-    conn: Connection, *, knowledge_bases: Sequence[str], vector: npt.NDArray[np.float32], limit: int
+    conn: Connection,
+    *,
+    knowledge_bases: Sequence[str],
+    vector: npt.NDArray[np.float32],
+    limit: int,
+    filters: Mapping[str, str] | None = None,
 ) -> list[tuple[uuid.UUID, float]]:
-    """Nearest chunks by cosine, through the HNSW index of the vector's dimension (see configure_search)."""
+    """Nearest chunks by cosine, through the HNSW index of the vector's dimension (see configure_search).
+
+    Filters sit inside the index scan's WHERE, so the iterative scan keeps going until `limit`
+    chunks pass them instead of returning the few of the first batch that did.
+    """
     dim = sql.Literal(int(vector.shape[0]))
     # The cast and `dim = N` must appear literally for the planner to pick the partial index.
     query = sql.SQL(
         """
         SELECT id, 1 - (embedding::vector({dim}) <=> %(q)s::vector({dim})) AS score
           FROM chunks
-         WHERE dim = {dim} AND knowledge_base = ANY(%(kbs)s)
+         WHERE dim = {dim} AND knowledge_base = ANY(%(kbs)s) {filters}
          ORDER BY embedding::vector({dim}) <=> %(q)s::vector({dim})
          LIMIT %(limit)s
         """
-    ).format(dim=dim)
-    cursor = await conn.execute(query, {"q": vector, "kbs": list(knowledge_bases), "limit": limit})
+    ).format(dim=dim, filters=_filter_clause(filters))
+    params = {"q": vector, "kbs": list(knowledge_bases), "limit": limit, "filters": Jsonb(dict(filters or {}))}
+    cursor = await conn.execute(query, params)
     rows = [(row[0], float(row[1])) for row in await cursor.fetchall()]
     # relaxed_order may return neighbours slightly out of order.
     return sorted(rows, key=lambda r: -r[1])
 
 
 async def text_candidates(
-    conn: Connection, *, knowledge_bases: Sequence[str], language: str, query: str, limit: int
+    conn: Connection,
+    *,
+    knowledge_bases: Sequence[str],
+    language: str,
+    query: str,
+    limit: int,
+    filters: Mapping[str, str] | None = None,
 ) -> list[uuid.UUID]:
     """Chunks matching any word of `query` (websearch syntax), best cover density first."""
-    cursor = await conn.execute(
+    statement = sql.SQL(
         """
         SELECT c.id
           FROM chunks c, websearch_to_tsquery(%(lang)s::regconfig, %(query)s) AS q
-         WHERE c.tsv @@ q AND c.language = %(lang)s::regconfig AND c.knowledge_base = ANY(%(kbs)s)
+         WHERE c.tsv @@ q AND c.language = %(lang)s::regconfig AND c.knowledge_base = ANY(%(kbs)s) {filters}
          ORDER BY ts_rank_cd(c.tsv, q) DESC, c.id
          LIMIT %(limit)s
-        """,
-        {"lang": language, "query": query, "kbs": list(knowledge_bases), "limit": limit},
+        """
+    ).format(filters=_filter_clause(filters))
+    cursor = await conn.execute(
+        statement,
+        {
+            "lang": language,
+            "query": query,
+            "kbs": list(knowledge_bases),
+            "limit": limit,
+            "filters": Jsonb(dict(filters or {})),
+        },
     )
     return [row[0] for row in await cursor.fetchall()]
 
 
+def _filter_clause(filters: Mapping[str, str] | None) -> sql.Composable:
+    """`AND metadata @> {...}` when there are filters: served by the GIN index, or checked in the HNSW scan."""
+    return sql.SQL("AND metadata @> %(filters)s") if filters else sql.SQL("")
+
+
 async def hits(conn: Connection, ids: Sequence[uuid.UUID], vector: npt.NDArray[np.float32]) -> dict[uuid.UUID, HitRow]:
-    """Citation fields and cosine similarity of the given chunks."""
+    """Citation fields, cosine similarity and vectors of the given chunks."""
     if not ids:
         return {}
     cursor = await conn.execute(
         """
-        SELECT c.id, c.knowledge_base, c.document_id, d.title, d.uri, c.section, c.text,
-               1 - (c.embedding <=> %(q)s::vector)
+        SELECT c.id, c.knowledge_base, c.document_id, d.key, d.title, d.uri, c.section, c.text, c.page, c.anchor,
+               c.content_hash, 1 - (c.embedding <=> %(q)s::vector), c.embedding
           FROM chunks c JOIN documents d ON d.id = c.document_id
          WHERE c.id = ANY(%(ids)s)
         """,
@@ -259,14 +307,25 @@ async def hits(conn: Connection, ids: Sequence[uuid.UUID], vector: npt.NDArray[n
             chunk_id=row[0],
             knowledge_base=row[1],
             document_id=row[2],
-            title=row[3],
-            uri=row[4],
-            section=row[5],
-            text=row[6],
-            vector_score=float(row[7]),
+            document_key=row[3],
+            title=row[4],
+            uri=row[5],
+            section=row[6],
+            text=row[7],
+            page=row[8],
+            anchor=row[9],
+            content_hash=row[10],
+            vector_score=float(row[11]),
+            embedding=_as_array(row[12]),
         )
         for row in await cursor.fetchall()
     }
+
+
+def _as_array(value: Any) -> npt.NDArray[np.float32]:
+    """A `vector` column without a fixed dimension comes back as pgvector's Vector, not an array."""
+    array = value.to_numpy() if hasattr(value, "to_numpy") else value
+    return np.asarray(array, dtype=np.float32)
 
 
 async def configure_search(conn: Connection, *, statement_timeout_ms: int, ef_search: int) -> None:

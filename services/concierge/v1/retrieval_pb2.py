@@ -24,29 +24,35 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63oncierge/v1/retrieval.proto\x12\x0c\x63oncierge.v1\"g\n\x18SyncKnowledgeBaseRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x16\n\x0eknowledge_base\x18\x02 \x01(\t\x12\x11\n\tspec_json\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61se_dir\x18\x04 \x01(\t\"-\n\x0bSourceError\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xfa\x01\n\x19SyncKnowledgeBaseResponse\x12\x17\n\x0f\x64ocuments_total\x18\x01 \x01(\x05\x12\x16\n\x0e\x64ocuments_done\x18\x02 \x01(\x05\x12\x19\n\x11\x64ocuments_changed\x18\x03 \x01(\x05\x12\x19\n\x11\x64ocuments_deleted\x18\x04 \x01(\x05\x12\x16\n\x0e\x63hunks_written\x18\x05 \x01(\x05\x12)\n\x06\x65rrors\x18\x06 \x03(\x0b\x32\x19.concierge.v1.SourceError\x12\x0f\n\x07\x63urrent\x18\x07 \x01(\t\x12\x0c\n\x04\x64one\x18\x08 \x01(\x08\x12\x14\n\x0c\x63hunks_total\x18\t \x01(\x05\"V\n\rSearchRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x17\n\x0fknowledge_bases\x18\x02 \x03(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\x05\"\xe2\x01\n\tSearchHit\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x16\n\x0eknowledge_base\x18\x02 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x03 \x01(\t\x12\x16\n\x0e\x64ocument_title\x18\x04 \x01(\t\x12\x12\n\nsource_uri\x18\x05 \x01(\t\x12\x0f\n\x07section\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\r\n\x05score\x18\x08 \x01(\x02\x12\x14\n\x0cvector_score\x18\t \x01(\x02\x12\x13\n\x0bvector_rank\x18\n \x01(\x05\x12\x11\n\ttext_rank\x18\x0b \x01(\x05\"7\n\x0eSearchResponse\x12%\n\x04hits\x18\x01 \x03(\x0b\x32\x17.concierge.v1.SearchHit\"D\n\x1a\x44\x65leteKnowledgeBaseRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x16\n\x0eknowledge_base\x18\x02 \x01(\t\"8\n\x1b\x44\x65leteKnowledgeBaseResponse\x12\x19\n\x11\x64ocuments_deleted\x18\x01 \x01(\x05\x32\xab\x02\n\x10RetrievalService\x12\x66\n\x11SyncKnowledgeBase\x12&.concierge.v1.SyncKnowledgeBaseRequest\x1a\'.concierge.v1.SyncKnowledgeBaseResponse0\x01\x12\x43\n\x06Search\x12\x1b.concierge.v1.SearchRequest\x1a\x1c.concierge.v1.SearchResponse\x12j\n\x13\x44\x65leteKnowledgeBase\x12(.concierge.v1.DeleteKnowledgeBaseRequest\x1a).concierge.v1.DeleteKnowledgeBaseResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63oncierge/v1/retrieval.proto\x12\x0c\x63oncierge.v1\"g\n\x18SyncKnowledgeBaseRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x16\n\x0eknowledge_base\x18\x02 \x01(\t\x12\x11\n\tspec_json\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61se_dir\x18\x04 \x01(\t\"-\n\x0bSourceError\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xfa\x01\n\x19SyncKnowledgeBaseResponse\x12\x17\n\x0f\x64ocuments_total\x18\x01 \x01(\x05\x12\x16\n\x0e\x64ocuments_done\x18\x02 \x01(\x05\x12\x19\n\x11\x64ocuments_changed\x18\x03 \x01(\x05\x12\x19\n\x11\x64ocuments_deleted\x18\x04 \x01(\x05\x12\x16\n\x0e\x63hunks_written\x18\x05 \x01(\x05\x12)\n\x06\x65rrors\x18\x06 \x03(\x0b\x32\x19.concierge.v1.SourceError\x12\x0f\n\x07\x63urrent\x18\x07 \x01(\t\x12\x0c\n\x04\x64one\x18\x08 \x01(\x08\x12\x14\n\x0c\x63hunks_total\x18\t \x01(\x05\"\xfc\x01\n\rSearchRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x17\n\x0fknowledge_bases\x18\x02 \x03(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12&\n\x04mode\x18\x05 \x01(\x0e\x32\x18.concierge.v1.SearchMode\x12\x11\n\tmin_score\x18\x06 \x01(\x02\x12\x39\n\x07\x66ilters\x18\x07 \x03(\x0b\x32(.concierge.v1.SearchRequest.FiltersEntry\x1a.\n\x0c\x46iltersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xac\x02\n\tSearchHit\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x16\n\x0eknowledge_base\x18\x02 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x03 \x01(\t\x12\x16\n\x0e\x64ocument_title\x18\x04 \x01(\t\x12\x12\n\nsource_uri\x18\x05 \x01(\t\x12\x0f\n\x07section\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\r\n\x05score\x18\x08 \x01(\x02\x12\x14\n\x0cvector_score\x18\t \x01(\x02\x12\x13\n\x0bvector_rank\x18\n \x01(\x05\x12\x11\n\ttext_rank\x18\x0b \x01(\x05\x12\x14\n\x0c\x64ocument_key\x18\x0c \x01(\t\x12\x0c\n\x04page\x18\r \x01(\x05\x12\x0e\n\x06\x61nchor\x18\x0e \x01(\t\x12\x14\n\x0crerank_score\x18\x0f \x01(\x02\"R\n\x0eSearchResponse\x12%\n\x04hits\x18\x01 \x03(\x0b\x32\x17.concierge.v1.SearchHit\x12\x19\n\x11\x62\x65st_vector_score\x18\x02 \x01(\x02\"D\n\x1a\x44\x65leteKnowledgeBaseRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x16\n\x0eknowledge_base\x18\x02 \x01(\t\"8\n\x1b\x44\x65leteKnowledgeBaseResponse\x12\x19\n\x11\x64ocuments_deleted\x18\x01 \x01(\x05*o\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x01\x12\x16\n\x12SEARCH_MODE_VECTOR\x10\x02\x12\x14\n\x10SEARCH_MODE_TEXT\x10\x03\x32\xab\x02\n\x10RetrievalService\x12\x66\n\x11SyncKnowledgeBase\x12&.concierge.v1.SyncKnowledgeBaseRequest\x1a\'.concierge.v1.SyncKnowledgeBaseResponse0\x01\x12\x43\n\x06Search\x12\x1b.concierge.v1.SearchRequest\x1a\x1c.concierge.v1.SearchResponse\x12j\n\x13\x44\x65leteKnowledgeBase\x12(.concierge.v1.DeleteKnowledgeBaseRequest\x1a).concierge.v1.DeleteKnowledgeBaseResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'concierge.v1.retrieval_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_SEARCHREQUEST_FILTERSENTRY']._loaded_options = None
+  _globals['_SEARCHREQUEST_FILTERSENTRY']._serialized_options = b'8\001'
+  _globals['_SEARCHMODE']._serialized_start=1221
+  _globals['_SEARCHMODE']._serialized_end=1332
   _globals['_SYNCKNOWLEDGEBASEREQUEST']._serialized_start=46
   _globals['_SYNCKNOWLEDGEBASEREQUEST']._serialized_end=149
   _globals['_SOURCEERROR']._serialized_start=151
   _globals['_SOURCEERROR']._serialized_end=196
   _globals['_SYNCKNOWLEDGEBASERESPONSE']._serialized_start=199
   _globals['_SYNCKNOWLEDGEBASERESPONSE']._serialized_end=449
-  _globals['_SEARCHREQUEST']._serialized_start=451
-  _globals['_SEARCHREQUEST']._serialized_end=537
-  _globals['_SEARCHHIT']._serialized_start=540
-  _globals['_SEARCHHIT']._serialized_end=766
-  _globals['_SEARCHRESPONSE']._serialized_start=768
-  _globals['_SEARCHRESPONSE']._serialized_end=823
-  _globals['_DELETEKNOWLEDGEBASEREQUEST']._serialized_start=825
-  _globals['_DELETEKNOWLEDGEBASEREQUEST']._serialized_end=893
-  _globals['_DELETEKNOWLEDGEBASERESPONSE']._serialized_start=895
-  _globals['_DELETEKNOWLEDGEBASERESPONSE']._serialized_end=951
-  _globals['_RETRIEVALSERVICE']._serialized_start=954
-  _globals['_RETRIEVALSERVICE']._serialized_end=1253
+  _globals['_SEARCHREQUEST']._serialized_start=452
+  _globals['_SEARCHREQUEST']._serialized_end=704
+  _globals['_SEARCHREQUEST_FILTERSENTRY']._serialized_start=658
+  _globals['_SEARCHREQUEST_FILTERSENTRY']._serialized_end=704
+  _globals['_SEARCHHIT']._serialized_start=707
+  _globals['_SEARCHHIT']._serialized_end=1007
+  _globals['_SEARCHRESPONSE']._serialized_start=1009
+  _globals['_SEARCHRESPONSE']._serialized_end=1091
+  _globals['_DELETEKNOWLEDGEBASEREQUEST']._serialized_start=1093
+  _globals['_DELETEKNOWLEDGEBASEREQUEST']._serialized_end=1161
+  _globals['_DELETEKNOWLEDGEBASERESPONSE']._serialized_start=1163
+  _globals['_DELETEKNOWLEDGEBASERESPONSE']._serialized_end=1219
+  _globals['_RETRIEVALSERVICE']._serialized_start=1335
+  _globals['_RETRIEVALSERVICE']._serialized_end=1634
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -17,6 +18,33 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _SearchMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SearchModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SearchMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SEARCH_MODE_UNSPECIFIED: _SearchMode.ValueType  # 0
+    """Same as SEARCH_MODE_HYBRID."""
+    SEARCH_MODE_HYBRID: _SearchMode.ValueType  # 1
+    """Vector and full-text candidates, fused by weighted reciprocal rank."""
+    SEARCH_MODE_VECTOR: _SearchMode.ValueType  # 2
+    """Nearest neighbours by cosine only."""
+    SEARCH_MODE_TEXT: _SearchMode.ValueType  # 3
+    """Postgres full-text only."""
+
+class SearchMode(_SearchMode, metaclass=_SearchModeEnumTypeWrapper): ...
+
+SEARCH_MODE_UNSPECIFIED: SearchMode.ValueType  # 0
+"""Same as SEARCH_MODE_HYBRID."""
+SEARCH_MODE_HYBRID: SearchMode.ValueType  # 1
+"""Vector and full-text candidates, fused by weighted reciprocal rank."""
+SEARCH_MODE_VECTOR: SearchMode.ValueType  # 2
+"""Nearest neighbours by cosine only."""
+SEARCH_MODE_TEXT: SearchMode.ValueType  # 3
+"""Postgres full-text only."""
+Global___SearchMode: _TypeAlias = SearchMode  # noqa: Y015
 
 @_typing.final
 class SyncKnowledgeBaseRequest(_message.Message):
@@ -122,15 +150,49 @@ Global___SyncKnowledgeBaseResponse: _TypeAlias = SyncKnowledgeBaseResponse  # no
 class SearchRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class FiltersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TENANT_FIELD_NUMBER: _builtins.int
     KNOWLEDGE_BASES_FIELD_NUMBER: _builtins.int
     QUERY_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    MIN_SCORE_FIELD_NUMBER: _builtins.int
+    FILTERS_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     query: _builtins.str
     top_k: _builtins.int
+    mode: Global___SearchMode.ValueType
+    min_score: _builtins.float
+    """Hits whose cosine similarity to the query is below this are dropped; 0 keeps every hit.
+    No hit left means the knowledge bases do not cover the question.
+    """
     @_builtins.property
     def knowledge_bases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def filters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Every hit's document has each of these metadata values (exact match per key): `source`,
+        `format`, and the keys of its source's `metadata` in the KnowledgeBase spec.
+        """
+
     def __init__(
         self,
         *,
@@ -138,10 +200,13 @@ class SearchRequest(_message.Message):
         knowledge_bases: _abc.Iterable[_builtins.str] | None = ...,
         query: _builtins.str = ...,
         top_k: _builtins.int = ...,
+        mode: Global___SearchMode.ValueType = ...,
+        min_score: _builtins.float = ...,
+        filters: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["knowledge_bases", b"knowledge_bases", "query", b"query", "tenant", b"tenant", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filters", b"filters", "knowledge_bases", b"knowledge_bases", "min_score", b"min_score", "mode", b"mode", "query", b"query", "tenant", b"tenant", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -162,6 +227,10 @@ class SearchHit(_message.Message):
     VECTOR_SCORE_FIELD_NUMBER: _builtins.int
     VECTOR_RANK_FIELD_NUMBER: _builtins.int
     TEXT_RANK_FIELD_NUMBER: _builtins.int
+    DOCUMENT_KEY_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    ANCHOR_FIELD_NUMBER: _builtins.int
+    RERANK_SCORE_FIELD_NUMBER: _builtins.int
     chunk_id: _builtins.str
     knowledge_base: _builtins.str
     document_id: _builtins.str
@@ -176,6 +245,14 @@ class SearchHit(_message.Message):
     vector_rank: _builtins.int
     """1-based ranks in each list, 0 when absent from it."""
     text_rank: _builtins.int
+    document_key: _builtins.str
+    """Identity of the document inside its source: relative file path, URL, or inline title."""
+    page: _builtins.int
+    """1-based page of a paged document (PDF) where the chunk starts; 0 when not paged."""
+    anchor: _builtins.str
+    """Fragment id of the chunk's section (for `source_uri#anchor` links); empty when unknown."""
+    rerank_score: _builtins.float
+    """Cross-encoder relevance when a reranker is configured; 0 otherwise."""
     def __init__(
         self,
         *,
@@ -190,10 +267,14 @@ class SearchHit(_message.Message):
         vector_score: _builtins.float = ...,
         vector_rank: _builtins.int = ...,
         text_rank: _builtins.int = ...,
+        document_key: _builtins.str = ...,
+        page: _builtins.int = ...,
+        anchor: _builtins.str = ...,
+        rerank_score: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "document_id", b"document_id", "document_title", b"document_title", "knowledge_base", b"knowledge_base", "score", b"score", "section", b"section", "source_uri", b"source_uri", "text", b"text", "text_rank", b"text_rank", "vector_rank", b"vector_rank", "vector_score", b"vector_score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchor", b"anchor", "chunk_id", b"chunk_id", "document_id", b"document_id", "document_key", b"document_key", "document_title", b"document_title", "knowledge_base", b"knowledge_base", "page", b"page", "rerank_score", b"rerank_score", "score", b"score", "section", b"section", "source_uri", b"source_uri", "text", b"text", "text_rank", b"text_rank", "vector_rank", b"vector_rank", "vector_score", b"vector_score"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -204,16 +285,22 @@ class SearchResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     HITS_FIELD_NUMBER: _builtins.int
+    BEST_VECTOR_SCORE_FIELD_NUMBER: _builtins.int
+    best_vector_score: _builtins.float
+    """Highest cosine similarity among the candidates, before min_score dropped any: how well
+    the knowledge bases cover the question even when no hit is returned.
+    """
     @_builtins.property
     def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___SearchHit]: ...
     def __init__(
         self,
         *,
         hits: _abc.Iterable[Global___SearchHit] | None = ...,
+        best_vector_score: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hits", b"hits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["best_vector_score", b"best_vector_score", "hits", b"hits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

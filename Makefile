@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE ?= examples/acme/
 
-.PHONY: up test setup ui lint typecheck unit integration e2e crds proto clean
+.PHONY: up test setup ui lint typecheck unit integration e2e crds proto clean bench eval
 
 up: ## Run every service on loopback with the Acme example; prints the URL
 	@scripts/setup.sh python ui
@@ -41,6 +41,18 @@ integration:
 
 e2e:
 	$(BIN)/pytest tests/e2e
+
+PYDOCS := /usr/share/doc/python3.11/html
+
+eval: ## Retrieval quality on the Python docs question set, per search mode (docs/retrieval.md)
+	@scripts/setup.sh python corpus
+	$(BIN)/concierge eval retrieval --questions bench/pydocs-dev.jsonl --corpus $(PYDOCS) --include '**/*.html' --mode all
+
+bench: ## Print speed figures: embedding, ingestion, search at 100k chunks (bench/README.md); asserts nothing
+	@scripts/setup.sh python corpus
+	$(BIN)/python bench/embedding.py
+	$(BIN)/python bench/ingest.py --corpus $(PYDOCS)
+	$(BIN)/python bench/search.py --sizes 100000
 
 crds: ## Regenerate crds/ from the resource models
 	$(BIN)/concierge crds

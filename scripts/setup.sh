@@ -1,20 +1,34 @@
 #!/usr/bin/env bash
 # Install whatever `make up` / `make test` need and is missing; quick when nothing is.
-# Usage: scripts/setup.sh [python] [ui] [browser]
+# Usage: scripts/setup.sh [python] [ui] [browser] [corpus]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 UV_VERSION=0.13.8
 want() { [[ " $WHAT " == *" $1 "* ]]; }
 
-need_debian() {  # need_debian <command> <package>
-  command -v "$1" >/dev/null 2>&1 && return 0
+need_debian() {  # need_debian <command or file> <package>
+  { [ -e "$1" ] || command -v "$1" >/dev/null 2>&1; } && return 0
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing Debian package $2"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2") >/dev/null
   else
     echo "setup: '$1' is missing; install it with: sudo apt-get install -y $2" >&2
     exit 1
+  fi
+}
+
+dictionaries() {  # FreeDict dictionaries for searching English knowledge in other languages (optional)
+  local missing=()
+  for iso in deu fra spa ita nld por; do
+    [ -e "/usr/share/dictd/freedict-$iso-eng.index" ] || missing+=("dict-freedict-$iso-eng")
+  done
+  [ ${#missing[@]} = 0 ] && return 0
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian packages ${missing[*]}"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null
+  else
+    echo "setup: questions in other languages are searched untranslated; to translate them: sudo apt-get install -y ${missing[*]}" >&2
   fi
 }
 
@@ -47,7 +61,9 @@ setup_ui() {
 }
 
 WHAT="${*:-python ui}"
-want python && setup_python
+want python && setup_python && dictionaries
 want ui && setup_ui
 want browser && need_debian chromium chromium
+# The Python 3.11 documentation: the corpus of the retrieval evaluation and the ingestion benchmark.
+want corpus && need_debian /usr/share/doc/python3.11/html/index.html python3.11-doc
 exit 0

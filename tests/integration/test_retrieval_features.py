@@ -247,3 +247,23 @@ def test_an_unloadable_reranker_stops_the_service_with_the_reason(
     finally:
         service.stop()
     assert "has no config.json" in service.log_tail()
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/dictd/freedict-deu-eng.index").is_file(),
+    reason="Debian's dict-freedict-deu-eng is not installed (scripts/setup.sh installs it as root)",
+)
+async def test_a_question_in_german_finds_the_english_passage_through_translation(stub: Stub) -> None:
+    kb = f"translation-{uuid.uuid4().hex[:8]}"
+    documents = [
+        ("Environment", "Read an environment variable with os.environ; a missing variable raises KeyError."),
+        ("Archives", "Pack a whole folder with all its subfolders into a ZIP file with shutil.make_archive."),
+        ("Threads", "Call join() on a thread to wait until it has finished."),
+    ]
+    await sync(stub, kb, [inline("docs", documents)])
+    for question, title in (
+        ("Wie lese ich eine Umgebungsvariable aus, und was passiert, wenn sie fehlt?", "Environment"),
+        ("Wie packe ich einen ganzen Ordner in eine ZIP-Datei?", "Archives"),
+    ):
+        reply = await search(stub, kb, question, top_k=1, mode=retrieval_pb2.SEARCH_MODE_TEXT)
+        assert [hit.document_title for hit in reply.hits] == [title]

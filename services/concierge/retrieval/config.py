@@ -72,6 +72,18 @@ class Settings(BaseSettings):
     search_rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
     search_vector_weight: float = Field(default=1.0, ge=0, description="Weight of the vector list in fusion.")
     search_text_weight: float = Field(default=1.0, ge=0, description="Weight of the full-text list in fusion.")
+    search_text_terms: int = Field(
+        default=12, ge=1, le=64, description="Most query words full-text search ranks by (the rarest are kept)."
+    )
+    search_heading_boost: float = Field(
+        default=0.5, ge=0, description="Extra weight of a query word found in a chunk's title or section."
+    )
+    search_dictionaries_dir: str = Field(
+        default="/usr/share/dictd",
+        description="Folder of FreeDict `freedict-<from>-<to>` dictionaries (Debian: dict-freedict-deu-eng ...); "
+        "a question in another language than its knowledge base is searched word-by-word translated. "
+        "Empty or missing: no translation.",
+    )
     search_duplicate_similarity: float = Field(
         default=0.97,
         gt=0,

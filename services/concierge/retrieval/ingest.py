@@ -315,6 +315,12 @@ class Ingestor:
                 progress.documents_deleted = await store.delete_documents(conn, knowledge_base, plan.delete)
         async with tenant_transaction(self._pool, tenant) as conn:
             documents, progress.chunks_total = await store.finish_sync(conn, knowledge_base, progress.errors)
+            if (
+                progress.documents_changed
+                or progress.documents_deleted
+                or not await store.has_lexeme_stats(conn, knowledge_base)
+            ):
+                await store.refresh_lexeme_stats(conn, tenant, knowledge_base)
         progress.current = ""
         progress.done = True
         log.info(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import re
+import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -24,10 +24,9 @@ from concierge.retrieval import store
 from concierge.retrieval.embedder import EmbeddingClient
 from concierge.retrieval.fusion import RankedList, reciprocal_rank_fusion
 from concierge.retrieval.rerank import Reranker
+from concierge.retrieval.translate import QueryTranslator, Translation, content_words
 
 log = logging.getLogger(__name__)
-
-_WORD = re.compile(r"\w+")
 
 SearchMode = Literal["hybrid", "vector", "text"]
 
@@ -70,6 +69,10 @@ class SearchSettings:
     duplicate_similarity: float = 0.97
     # How many fused candidates the reranker (when configured) reorders.
     rerank_candidates: int = 20
+    # Most query lexemes full-text search ranks by; the rarest are kept.
+    text_terms: int = 12
+    # Extra weight of a query lexeme found in a chunk's title or section.
+    heading_boost: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -87,14 +90,19 @@ class SearchRejected(Exception):
     """The knowledge bases cannot be searched as asked (FAILED_PRECONDITION)."""
 
 
-def any_word_query(text: str) -> str:
-    """The question as `websearch_to_tsquery` input that matches chunks with ANY of its words.
+def weigh_terms(counts: Sequence[tuple[str, int]], *, total: int, most: int) -> list[store.WeightedLexeme]:
+    """The query's lexemes that occur in the knowledge bases, rarest first, weighted by BM25's IDF.
 
     Natural questions ("how long until my refund arrives?") rarely have every word in one
-    passage; OR-matching with cover-density ranking finds the passages that share the most.
-    Operators and quotes in the input are dropped, so nothing can make the query invalid.
+    passage, so a chunk matches with any of them and scores the IDF of those it holds: rare,
+    telling words count most, and words most chunks contain almost nothing. Only the `most`
+    rarest are kept, which bounds the work of ranking a long question.
     """
-    return " or ".join(_WORD.findall(text))
+    total = max(total, 1)
+    weighted = [
+        store.WeightedLexeme(lexeme, math.log(1 + (total - df + 0.5) / (df + 0.5))) for lexeme, df in counts if df > 0
+    ]
+    return sorted(weighted, key=lambda t: (-t.weight, t.lexeme))[:most]
 
 
 def drop_near_duplicates(rows: Sequence[store.HitRow], similarity: float) -> list[store.HitRow]:
@@ -127,11 +135,13 @@ class Searcher:
         embedder: EmbeddingClient,
         settings: SearchSettings,
         reranker: Reranker | None = None,
+        translator: QueryTranslator | None = None,
     ) -> None:
         self._pool = pool
         self._embedder = embedder
         self._settings = settings
         self._reranker = reranker
+        self._translator = translator
 
     async def search(self, query: SearchQuery) -> SearchResult:
         """Full-text in one short transaction while the query is embedded, then vectors in another.
@@ -147,9 +157,11 @@ class Searcher:
         # Room for what dedupe and the score threshold drop, and for the reranker to choose from.
         wanted = max(top_k * 2, settings.rerank_candidates if self._reranker else 0)
         limit = top_k * settings.candidates
-        embedding = asyncio.create_task(self._embedder.embed_query(query.text))
+        translation = await self._translate(query) if self._translator is not None else None
+        text = translation.text if translation is not None else query.text
+        embedding = asyncio.create_task(self._embedder.embed_query(text))
         try:
-            found, text_lists = await self._text_candidates(query, limit)
+            found, text_lists = await self._text_candidates(query, text, limit)
             if not found:
                 return SearchResult(hits=[], best_vector_score=0.0)
             await self._check_models(found)
@@ -193,11 +205,12 @@ class Searcher:
             ordered = head + ordered[settings.rerank_candidates :]
         hits = [_hit(row, *ranks[row.chunk_id], rerank_scores.get(row.chunk_id, 0.0)) for row in ordered[:top_k]]
         log.info(
-            "search tenant=%s knowledge_bases=%s mode=%s top_k=%d filters=%d vector_candidates=%d "
+            "search tenant=%s knowledge_bases=%s mode=%s translated_from=%s top_k=%d filters=%d vector_candidates=%d "
             "text_candidates=%d hits=%d best_vector_score=%.3f ms=%.1f",
             query.tenant,
             ",".join(names),
             query.mode,
+            translation.source_language if translation is not None else "-",
             top_k,
             len(query.filters),
             len(nearest),
@@ -219,8 +232,35 @@ class Searcher:
                 + "; sync them again"
             )
 
+    async def _translate(self, query: SearchQuery) -> Translation | None:
+        """The query in the knowledge bases' language when it is clearly in another one, else None.
+
+        The language whose stop words the question uses most, by Postgres' own stop-word lists,
+        if it clearly beats the knowledge base's language (two or more stop words more, and at
+        least a third of the words): short or mixed questions stay as asked.
+        """
+        assert self._translator is not None
+        words = content_words(query.text)
+        if len(words) < 3:
+            return None
+        async with tenant_transaction(self._pool, query.tenant) as conn:
+            found = await store.knowledge_bases(conn, query.knowledge_bases)
+            if not found:
+                return None
+            target = found[0].language
+            candidates = self._translator.languages(target)
+            if not candidates:
+                return None
+            content = await store.content_words(conn, words, [target, *candidates])
+        stop_words = {language: len(words) - len(kept) for language, kept in content.items()}
+        best = max(candidates, key=lambda language: stop_words.get(language, 0))
+        margin = stop_words.get(best, 0) - stop_words.get(target, 0)
+        if margin < 2 or stop_words.get(best, 0) < len(words) / 3:
+            return None
+        return await asyncio.to_thread(self._translator.translate, content[best], best, target)
+
     async def _text_candidates(
-        self, query: SearchQuery, limit: int
+        self, query: SearchQuery, text: str, limit: int
     ) -> tuple[list[store.KnowledgeBaseRow], list[list[uuid.UUID]]]:
         """The knowledge bases that exist, and full-text candidates per language (one transaction)."""
         settings = self._settings
@@ -233,17 +273,21 @@ class Searcher:
             if missing:
                 log.warning("search of unknown knowledge bases tenant=%s missing=%s", query.tenant, ",".join(missing))
             text_lists: list[list[uuid.UUID]] = []
-            words = any_word_query(query.text)
-            # A query of only punctuation has no words to match; vector mode needs no text list.
-            by_language = sorted(found, key=lambda kb: kb.language) if words and query.mode != "vector" else []
+            # Vector mode needs no text list.
+            by_language = sorted(found, key=lambda kb: kb.language) if query.mode != "vector" else []
             for language, group in itertools.groupby(by_language, key=lambda kb: kb.language):
+                kbs = list(group)
+                names = [kb.name for kb in kbs]
+                counts = await store.query_lexemes(conn, knowledge_bases=names, language=language, query=text)
+                terms = weigh_terms(counts, total=sum(kb.chunk_count for kb in kbs), most=settings.text_terms)
                 text_lists.append(
                     await store.text_candidates(
                         conn,
-                        knowledge_bases=[kb.name for kb in group],
+                        knowledge_bases=names,
                         language=language,
-                        query=words,
+                        terms=terms,
                         limit=limit,
+                        heading_boost=settings.heading_boost,
                         filters=query.filters,
                     )
                 )

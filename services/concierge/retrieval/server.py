@@ -29,6 +29,7 @@ from concierge.retrieval.ingest import Ingestor, SyncProgress, SyncRejected
 from concierge.retrieval.rerank import CrossEncoderReranker
 from concierge.retrieval.search import Searcher, SearchMode, SearchQuery, SearchRejected, SearchSettings
 from concierge.retrieval.tokens import load_token_counter
+from concierge.retrieval.translate import ISO_BY_CONFIG, QueryTranslator
 from concierge.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,16 @@ async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoRet
     raise AssertionError("context.abort returned")  # it raises; this tells type checkers so
 
 
+def translator(folder: str) -> QueryTranslator | None:
+    """A translator when the folder holds any dictionary into a configured language."""
+    if not folder or not Path(folder).is_dir():
+        return None
+    found = QueryTranslator(Path(folder))
+    languages = sorted({source for target in ISO_BY_CONFIG for source in found.languages(target)})
+    log.info("query translation dictionaries=%s languages=%s", folder, ",".join(languages) or "none")
+    return found if languages else None
+
+
 async def _serve(settings: Settings, host: str, port: int) -> None:
     pool = await open_pool(settings.database_url, role=settings.database_role, max_size=settings.database_pool_size)
     # One channel for the process: connection setup is paid once, not per request.
@@ -261,9 +272,12 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
             vector_weight=settings.search_vector_weight,
             text_weight=settings.search_text_weight,
             duplicate_similarity=settings.search_duplicate_similarity,
+            text_terms=settings.search_text_terms,
+            heading_boost=settings.search_heading_boost,
             rerank_candidates=settings.rerank_candidates,
         ),
         reranker=CrossEncoderReranker.load(settings.reranker_model_path) if settings.reranker_model_path else None,
+        translator=translator(settings.search_dictionaries_dir),
     )
     servicer = RetrievalServicer(ingestor=ingestor, searcher=searcher, pool=pool)
 

@@ -28,6 +28,15 @@ class KnowledgeBaseRow:
     model: str
     dimension: int
     language: str
+    chunk_count: int = 0
+
+
+@dataclass(frozen=True)
+class WeightedLexeme:
+    """A normalised query word and how much a chunk containing it scores (its IDF)."""
+
+    lexeme: str
+    weight: float
 
 
 @dataclass(frozen=True)
@@ -205,6 +214,58 @@ async def finish_sync(conn: Connection, knowledge_base: str, errors: Sequence[tu
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
+async def refresh_lexeme_stats(conn: Connection, tenant: str, knowledge_base: str) -> int:
+    """Recount in how many chunks each lexeme occurs (ts_stat); returns the number of lexemes."""
+    await conn.execute("DELETE FROM lexeme_stats WHERE knowledge_base = %s", [knowledge_base])
+    cursor = await conn.execute(
+        """
+        INSERT INTO lexeme_stats (tenant, knowledge_base, lexeme, chunks)
+        SELECT %(tenant)s, %(kb)s, word, ndoc
+          FROM ts_stat(format('SELECT tsv FROM chunks WHERE knowledge_base = %%L', %(kb)s::text))
+        """,
+        {"tenant": tenant, "kb": knowledge_base},
+    )
+    return cursor.rowcount
+
+
+async def content_words(conn: Connection, words: Sequence[str], languages: Sequence[str]) -> dict[str, list[str]]:
+    """Per text-search configuration, the words that are not its stop words (in order)."""
+    cursor = await conn.execute(
+        """
+        SELECT c.cfg, coalesce(array_agg(t.w ORDER BY t.ord)
+                               FILTER (WHERE to_tsvector(c.cfg::regconfig, t.w) <> ''::tsvector), '{}')
+          FROM unnest(%(cfgs)s::text[]) AS c(cfg), unnest(%(words)s::text[]) WITH ORDINALITY AS t(w, ord)
+         GROUP BY c.cfg
+        """,
+        {"cfgs": list(languages), "words": list(words)},
+    )
+    return {row[0]: list(row[1]) for row in await cursor.fetchall()}
+
+
+async def has_lexeme_stats(conn: Connection, knowledge_base: str) -> bool:
+    cursor = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM lexeme_stats WHERE knowledge_base = %s)", [knowledge_base]
+    )
+    row = await cursor.fetchone()
+    return bool(row and row[0])
+
+
+async def query_lexemes(
+    conn: Connection, *, knowledge_bases: Sequence[str], language: str, query: str
+) -> list[tuple[str, int]]:
+    """The query's lexemes (stemmed, stop words gone) with the number of chunks holding each."""
+    cursor = await conn.execute(
+        """
+        SELECT t.lexeme, coalesce(sum(s.chunks), 0)::int
+          FROM unnest(tsvector_to_array(to_tsvector(%(lang)s::regconfig, %(query)s))) AS t(lexeme)
+          LEFT JOIN lexeme_stats s ON s.lexeme = t.lexeme AND s.knowledge_base = ANY(%(kbs)s)
+         GROUP BY t.lexeme
+        """,
+        {"lang": language, "query": query, "kbs": list(knowledge_bases)},
+    )
+    return [(row[0], int(row[1])) for row in await cursor.fetchall()]
+
+
 async def delete_knowledge_base(conn: Connection, knowledge_base: str) -> int:
     """Delete the knowledge base with its documents and chunks; returns documents deleted."""
     cursor = await conn.execute("DELETE FROM documents WHERE knowledge_base = %s", [knowledge_base])
@@ -215,7 +276,8 @@ async def delete_knowledge_base(conn: Connection, knowledge_base: str) -> int:
 
 async def knowledge_bases(conn: Connection, names: Sequence[str]) -> list[KnowledgeBaseRow]:
     cursor = await conn.execute(
-        "SELECT name, model, dimension, language::text FROM knowledge_bases WHERE name = ANY(%s) ORDER BY name",
+        "SELECT name, model, dimension, language::text, chunk_count FROM knowledge_bases"
+        " WHERE name = ANY(%s) ORDER BY name",
         [list(names)],
     )
     return [KnowledgeBaseRow(*row) for row in await cursor.fetchall()]
@@ -257,31 +319,52 @@ async def text_candidates(
     *,
     knowledge_bases: Sequence[str],
     language: str,
-    query: str,
+    terms: Sequence[WeightedLexeme],
     limit: int,
+    heading_boost: float = 0.5,
     filters: Mapping[str, str] | None = None,
 ) -> list[uuid.UUID]:
-    """Chunks matching any word of `query` (websearch syntax), best cover density first."""
+    """Chunks holding any of `terms`, by the summed weight of the terms they hold.
+
+    A term in the chunk's heading line (title and section, weight A) counts `heading_boost` more.
+    Each term is one lexeme, so `@@` on it is a lookup in the chunk's sorted tsvector.
+    """
+    if not terms:
+        return []
+    plain = [_tsquery_literal(t.lexeme) for t in terms]
     statement = sql.SQL(
         """
         SELECT c.id
-          FROM chunks c, websearch_to_tsquery(%(lang)s::regconfig, %(query)s) AS q
-         WHERE c.tsv @@ q AND c.language = %(lang)s::regconfig AND c.knowledge_base = ANY(%(kbs)s) {filters}
-         ORDER BY ts_rank_cd(c.tsv, q) DESC, c.id
+          FROM chunks c
+         WHERE c.tsv @@ %(any)s::tsquery AND c.language = %(lang)s::regconfig
+           AND c.knowledge_base = ANY(%(kbs)s) {filters}
+         ORDER BY (SELECT sum(t.weight * ((c.tsv @@ t.plain)::int + %(boost)s * (c.tsv @@ t.heading)::int))
+                     FROM unnest(%(plain)s::tsquery[], %(heading)s::tsquery[], %(weights)s::float8[])
+                          AS t(plain, heading, weight)) DESC,
+                  c.id
          LIMIT %(limit)s
         """
     ).format(filters=_filter_clause(filters))
     cursor = await conn.execute(
         statement,
         {
+            "any": " | ".join(plain),
             "lang": language,
-            "query": query,
             "kbs": list(knowledge_bases),
+            "boost": heading_boost,
+            "plain": plain,
+            "heading": [f"{q}:A" for q in plain],
+            "weights": [t.weight for t in terms],
             "limit": limit,
             "filters": Jsonb(dict(filters or {})),
         },
     )
     return [row[0] for row in await cursor.fetchall()]
+
+
+def _tsquery_literal(lexeme: str) -> str:
+    """A lexeme quoted for tsquery input, so punctuation in it (`json.dumps`) is not parsed as syntax."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _filter_clause(filters: Mapping[str, str] | None) -> sql.Composable:

@@ -6,20 +6,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE ?= examples/acme/
 
-.PHONY: up test setup ui lint typecheck unit integration e2e crds proto clean bench eval
+.PHONY: up test setup ui lint typecheck unit integration cluster cluster-bins e2e crds proto clean bench eval
 
 up: ## Run every service on loopback with the Acme example; prints the URL
 	@scripts/setup.sh python ui
 	$(BIN)/concierge up -f $(EXAMPLE)
 
 test: ## Set up what is missing, then lint, type-check and run every test layer
-	@scripts/setup.sh python ui browser
+	@scripts/setup.sh python ui browser cluster
 	$(MAKE) --no-print-directory lint typecheck
 	cd frontend && npm test --silent
 	$(BIN)/pytest
 
 setup:
-	@scripts/setup.sh python ui browser
+	@scripts/setup.sh python ui browser cluster
 
 ui:
 	@scripts/setup.sh ui
@@ -38,6 +38,13 @@ unit:
 
 integration:
 	$(BIN)/pytest tests/integration
+
+cluster: ## The cluster tests against a real etcd + kube-apiserver + kube-controller-manager
+	@scripts/setup.sh python cluster
+	$(BIN)/pytest tests/cluster
+
+cluster-bins: ## Build the Kubernetes binaries from source (cached; slow only the first time)
+	scripts/controlplane.sh
 
 e2e:
 	$(BIN)/pytest tests/e2e

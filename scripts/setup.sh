@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install whatever `make up` / `make test` need and is missing; quick when nothing is.
-# Usage: scripts/setup.sh [python] [ui] [browser] [corpus]
+# Usage: scripts/setup.sh [python] [ui] [browser] [corpus] [cluster]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,4 +66,6 @@ want ui && setup_ui
 want browser && need_debian chromium chromium
 # The Python 3.11 documentation: the corpus of the retrieval evaluation and the ingestion benchmark.
 want corpus && need_debian /usr/share/doc/python3.11/html/index.html python3.11-doc
+# etcd, kube-apiserver, kube-controller-manager, kubectl and helm, built from source once and cached.
+want cluster && scripts/controlplane.sh >/dev/null
 exit 0

@@ -78,6 +78,36 @@ class Settings(BaseSettings):
     search_heading_boost: float = Field(
         default=0.5, ge=0, description="Extra weight of a query word found in a chunk's title or section."
     )
+    search_query_parts: int = Field(
+        default=4, ge=0, le=8, description="Most clauses of a several-part question searched on their own; 0: off."
+    )
+    search_part_weight: float = Field(default=0.5, ge=0, description="Weight of each clause's list in fusion.")
+    search_text_match_rows: int = Field(
+        default=2000,
+        ge=100,
+        description="Full-text candidates come from the rarest query words whose chunks add up to at most this "
+        "many rows (or 2% of the chunks, if more); common words only add to the score.",
+    )
+    search_document_decay: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Documents rank by their chunks' fused scores, each next chunk weighted this much less; "
+        "0 (default): by their best chunk only. 0.5 favours pages many passages point to (see docs/retrieval.md).",
+    )
+    search_document_window: int = Field(
+        default=1, ge=1, le=20, description="Only the best top_k times this many fused chunks count as evidence."
+    )
+    search_document_margin: float = Field(
+        default=0.1,
+        ge=0,
+        le=2,
+        description="Only documents whose best chunk is within this cosine of the best chunk of all add up the "
+        "evidence of their other chunks; the rest rank by their best chunk alone.",
+    )
+    search_document_chunks_per_round: int = Field(
+        default=2, ge=1, le=50, description="Hits per document before the next document's turn."
+    )
     search_dictionaries_dir: str = Field(
         default="/usr/share/dictd",
         description="Folder of FreeDict `freedict-<from>-<to>` dictionaries (Debian: dict-freedict-deu-eng ...); "

@@ -66,6 +66,10 @@ class EmbeddingClient:
         first: Vectors = vectors[0]
         return first
 
+    async def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        """Several queries in one call (a question and its parts), one row each."""
+        return await self._embed(list(texts), embedding_pb2.EMBED_KIND_QUERY, self._query_timeout)
+
     async def embed_documents(self, texts: Sequence[str]) -> Vectors:
         """One row per text, in order."""
         if not texts:

@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import logging
 import math
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from concierge.db import tenant_transaction
 from concierge.retrieval import store
 from concierge.retrieval.embedder import EmbeddingClient
-from concierge.retrieval.fusion import RankedList, reciprocal_rank_fusion
+from concierge.retrieval.fusion import Fused, RankedList, reciprocal_rank_fusion
 from concierge.retrieval.rerank import Reranker
 from concierge.retrieval.translate import QueryTranslator, Translation, content_words
 
@@ -69,8 +70,24 @@ class SearchSettings:
     duplicate_similarity: float = 0.97
     # How many fused candidates the reranker (when configured) reorders.
     rerank_candidates: int = 20
+    # A question of several clauses is also searched clause by clause (vector index), each list
+    # fused with this weight: "download a zip, unpack it into a temp folder" needs two pages.
+    query_parts: int = 4
+    part_weight: float = 0.5
+    # Documents are ranked by their chunks' fused scores, each next chunk weighted this much
+    # less; hits then come `document_chunks_per_round` per document, best documents first.
+    document_decay: float = 0.0
+    # Only the best top_k times this many fused chunks count as a document's evidence.
+    document_window: int = 1
+    # Only documents whose best chunk is this close (cosine) to the best chunk of all add up evidence.
+    document_margin: float = 0.1
+    document_chunks_per_round: int = 2
     # Most query lexemes full-text search ranks by; the rarest are kept.
     text_terms: int = 12
+    # Candidates come from the rarest lexemes whose chunks add up to at most this many rows (or
+    # this share of the chunks, if larger); the other lexemes only add to the score.
+    text_match_rows: int = 2000
+    text_match_share: float = 0.02
     # Extra weight of a query lexeme found in a chunk's title or section.
     heading_boost: float = 0.5
 
@@ -90,6 +107,17 @@ class SearchRejected(Exception):
     """The knowledge bases cannot be searched as asked (FAILED_PRECONDITION)."""
 
 
+_CLAUSE_BREAK = re.compile(r",?\s+(?:and|then|but|or)\s+|[.?!;:]\s+|,\s*", re.IGNORECASE)
+
+
+def query_parts(text: str, *, most: int, min_words: int = 3) -> list[str]:
+    """The clauses of a question that asks several things at once, or [] for a one-part question."""
+    if most < 2:
+        return []
+    parts = [part.strip() for part in _CLAUSE_BREAK.split(text) if len(part.split()) >= min_words]
+    return parts[:most] if len(parts) >= 2 else []
+
+
 def weigh_terms(counts: Sequence[tuple[str, int]], *, total: int, most: int) -> list[store.WeightedLexeme]:
     """The query's lexemes that occur in the knowledge bases, rarest first, weighted by BM25's IDF.
 
@@ -100,9 +128,22 @@ def weigh_terms(counts: Sequence[tuple[str, int]], *, total: int, most: int) -> 
     """
     total = max(total, 1)
     weighted = [
-        store.WeightedLexeme(lexeme, math.log(1 + (total - df + 0.5) / (df + 0.5))) for lexeme, df in counts if df > 0
+        (store.WeightedLexeme(lexeme, math.log(1 + (total - df + 0.5) / (df + 0.5))), df)
+        for lexeme, df in counts
+        if df > 0
     ]
-    return sorted(weighted, key=lambda t: (-t.weight, t.lexeme))[:most]
+    return [term for term, _ in sorted(weighted, key=lambda t: (-t[0].weight, t[0].lexeme))[:most]]
+
+
+def matching_terms(counts: Mapping[str, int], terms: Sequence[store.WeightedLexeme], *, budget: int) -> int:
+    """How many of the rarest terms select candidates: at least two, then while their chunks fit `budget`."""
+    chosen, rows = 0, 0
+    for term in terms:
+        rows += counts[term.lexeme]
+        if chosen >= 2 and rows > budget:
+            break
+        chosen += 1
+    return chosen
 
 
 def drop_near_duplicates(rows: Sequence[store.HitRow], similarity: float) -> list[store.HitRow]:
@@ -125,6 +166,41 @@ def drop_near_duplicates(rows: Sequence[store.HitRow], similarity: float) -> lis
         seen_texts.add(text)
         kept.append(row)
     return kept
+
+
+def by_document(
+    fused: Sequence[Fused[uuid.UUID]],
+    document_of: Mapping[uuid.UUID, uuid.UUID],
+    cosine_of: Mapping[uuid.UUID, float],
+    *,
+    decay: float,
+    margin: float,
+    per_round: int,
+) -> list[Fused[uuid.UUID]]:
+    """Fused chunks regrouped so the documents with the most evidence come first.
+
+    Among documents whose best chunk is about as close to the question as the closest chunk of
+    all (cosine within `margin`), a document scores the fused scores of its chunks, each next
+    one weighted `decay` times the one before: a page that several passages point to beats one
+    with a single lucky passage. A document further behind keeps its best chunk's score, so
+    a few weak passages never outvote one that clearly answers. Chunks are then taken in rounds,
+    `per_round` per document in document order, so the first hits span several documents.
+    """
+    per_document: dict[uuid.UUID, list[Fused[uuid.UUID]]] = {}
+    for item in fused:  # best first
+        per_document.setdefault(document_of.get(item.id, item.id), []).append(item)
+    closest = {d: max((cosine_of.get(c.id, -1.0) for c in chunks), default=-1.0) for d, chunks in per_document.items()}
+    top = max(closest.values(), default=-1.0)
+    score = {
+        d: sum(c.score * decay**i for i, c in enumerate(chunks)) if closest[d] >= top - margin else chunks[0].score
+        for d, chunks in per_document.items()
+    }
+    documents = sorted(per_document, key=lambda d: -score[d])
+    ordered: list[Fused[uuid.UUID]] = []
+    for start in range(0, max((len(c) for c in per_document.values()), default=0), per_round):
+        for document in documents:
+            ordered.extend(per_document[document][start : start + per_round])
+    return ordered
 
 
 class Searcher:
@@ -159,13 +235,14 @@ class Searcher:
         limit = top_k * settings.candidates
         translation = await self._translate(query) if self._translator is not None else None
         text = translation.text if translation is not None else query.text
-        embedding = asyncio.create_task(self._embedder.embed_query(text))
+        parts = query_parts(text, most=settings.query_parts) if query.mode != "text" else []
+        embedding = asyncio.create_task(self._embedder.embed_queries([text, *parts]))
         try:
             found, text_lists = await self._text_candidates(query, text, limit)
             if not found:
                 return SearchResult(hits=[], best_vector_score=0.0)
             await self._check_models(found)
-            vector = await embedding
+            vectors = await embedding
         finally:
             if not embedding.done():
                 embedding.cancel()
@@ -176,17 +253,36 @@ class Searcher:
             await store.configure_search(
                 conn, statement_timeout_ms=settings.statement_timeout_ms, ef_search=settings.ef_search
             )
+            vector = vectors[0]
             nearest = await store.vector_candidates(
                 conn, knowledge_bases=names, vector=vector, limit=limit, filters=query.filters
             )
+            document_of = {chunk: document for chunk, _, document in nearest}
+            cosine_of = {chunk: cosine for chunk, cosine, _ in nearest}
+            document_of.update((chunk, document) for text_list in text_lists for chunk, document in text_list)
             lists = []
             if query.mode != "text":
-                lists.append(RankedList([chunk_id for chunk_id, _ in nearest], settings.vector_weight))
+                lists.append(RankedList([chunk for chunk, _, _ in nearest], settings.vector_weight))
             if query.mode != "vector":
-                lists.append(RankedList(_interleave(text_lists), settings.text_weight))
-            fused = reciprocal_rank_fusion(lists, k=settings.rrf_k, limit=wanted)
+                lists.append(RankedList(_interleave([[c for c, _ in t] for t in text_lists]), settings.text_weight))
+            for part_vector in vectors[1:]:
+                near_part = await store.vector_candidates(
+                    conn, knowledge_bases=names, vector=part_vector, limit=limit, filters=query.filters
+                )
+                document_of.update((chunk, document) for chunk, _, document in near_part)
+                for chunk, cosine, _ in near_part:  # a clause's neighbour counts at its own similarity
+                    cosine_of[chunk] = max(cosine, cosine_of.get(chunk, -1.0))
+                lists.append(RankedList([chunk for chunk, _, _ in near_part], settings.part_weight))
+            fused = by_document(
+                reciprocal_rank_fusion(lists, k=settings.rrf_k, limit=top_k * settings.document_window),
+                document_of,
+                cosine_of,
+                decay=settings.document_decay,
+                margin=settings.document_margin,
+                per_round=settings.document_chunks_per_round,
+            )[:wanted]
             rows = await store.hits(conn, [f.id for f in fused], vector)
-        best = max((score for _, score in nearest), default=0.0)
+        best = max((score for _, score, _ in nearest), default=0.0)
         ranks = {f.id: (f.score, *_list_ranks(f.ranks, query.mode)) for f in fused}
         ordered = drop_near_duplicates(
             [
@@ -261,7 +357,7 @@ class Searcher:
 
     async def _text_candidates(
         self, query: SearchQuery, text: str, limit: int
-    ) -> tuple[list[store.KnowledgeBaseRow], list[list[uuid.UUID]]]:
+    ) -> tuple[list[store.KnowledgeBaseRow], list[list[tuple[uuid.UUID, uuid.UUID]]]]:
         """The knowledge bases that exist, and full-text candidates per language (one transaction)."""
         settings = self._settings
         async with tenant_transaction(self._pool, query.tenant) as conn:
@@ -272,20 +368,23 @@ class Searcher:
             missing = sorted(set(query.knowledge_bases) - {kb.name for kb in found})
             if missing:
                 log.warning("search of unknown knowledge bases tenant=%s missing=%s", query.tenant, ",".join(missing))
-            text_lists: list[list[uuid.UUID]] = []
+            text_lists: list[list[tuple[uuid.UUID, uuid.UUID]]] = []
             # Vector mode needs no text list.
             by_language = sorted(found, key=lambda kb: kb.language) if query.mode != "vector" else []
             for language, group in itertools.groupby(by_language, key=lambda kb: kb.language):
                 kbs = list(group)
                 names = [kb.name for kb in kbs]
                 counts = await store.query_lexemes(conn, knowledge_bases=names, language=language, query=text)
-                terms = weigh_terms(counts, total=sum(kb.chunk_count for kb in kbs), most=settings.text_terms)
+                total = sum(kb.chunk_count for kb in kbs)
+                terms = weigh_terms(counts, total=total, most=settings.text_terms)
+                budget = max(settings.text_match_rows, int(total * settings.text_match_share))
                 text_lists.append(
                     await store.text_candidates(
                         conn,
                         knowledge_bases=names,
                         language=language,
                         terms=terms,
+                        match=matching_terms(dict(counts), terms, budget=budget),
                         limit=limit,
                         heading_boost=settings.heading_boost,
                         filters=query.filters,

@@ -290,8 +290,8 @@ async def vector_candidates(
     vector: npt.NDArray[np.float32],
     limit: int,
     filters: Mapping[str, str] | None = None,
-) -> list[tuple[uuid.UUID, float]]:
-    """Nearest chunks by cosine, through the HNSW index of the vector's dimension (see configure_search).
+) -> list[tuple[uuid.UUID, float, uuid.UUID]]:
+    """(chunk id, cosine, document id) of the nearest chunks, through the HNSW index of the vector's dimension.
 
     Filters sit inside the index scan's WHERE, so the iterative scan keeps going until `limit`
     chunks pass them instead of returning the few of the first batch that did.
@@ -300,7 +300,7 @@ async def vector_candidates(
     # The cast and `dim = N` must appear literally for the planner to pick the partial index.
     query = sql.SQL(
         """
-        SELECT id, 1 - (embedding::vector({dim}) <=> %(q)s::vector({dim})) AS score
+        SELECT id, 1 - (embedding::vector({dim}) <=> %(q)s::vector({dim})) AS score, document_id
           FROM chunks
          WHERE dim = {dim} AND knowledge_base = ANY(%(kbs)s) {filters}
          ORDER BY embedding::vector({dim}) <=> %(q)s::vector({dim})
@@ -309,7 +309,7 @@ async def vector_candidates(
     ).format(dim=dim, filters=_filter_clause(filters))
     params = {"q": vector, "kbs": list(knowledge_bases), "limit": limit, "filters": Jsonb(dict(filters or {}))}
     cursor = await conn.execute(query, params)
-    rows = [(row[0], float(row[1])) for row in await cursor.fetchall()]
+    rows = [(row[0], float(row[1]), row[2]) for row in await cursor.fetchall()]
     # relaxed_order may return neighbours slightly out of order.
     return sorted(rows, key=lambda r: -r[1])
 
@@ -320,46 +320,52 @@ async def text_candidates(
     knowledge_bases: Sequence[str],
     language: str,
     terms: Sequence[WeightedLexeme],
+    match: int,
     limit: int,
     heading_boost: float = 0.5,
     filters: Mapping[str, str] | None = None,
-) -> list[uuid.UUID]:
-    """Chunks holding any of `terms`, by the summed weight of the terms they hold.
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(chunk id, document id) of chunks holding any of the first `match` terms, best summed weight first.
 
-    A term in the chunk's heading line (title and section, weight A) counts `heading_boost` more.
-    Each term is one lexeme, so `@@` on it is a lookup in the chunk's sorted tsvector.
+    Only the rarer terms select candidates, so a question with common words does not make
+    Postgres score most of the knowledge base; every term still adds to the score of a chunk
+    that holds it. A term in the chunk's heading line (title and section, weight A) counts
+    `heading_boost` more. Each term is one lexeme, so `@@` on it is a lookup in the sorted tsvector.
     """
-    if not terms:
+    if not terms or match < 1:
         return []
-    plain = [_tsquery_literal(t.lexeme) for t in terms]
+    quoted = [_tsquery_literal(t.lexeme) for t in terms]
+    params: dict[str, Any] = {
+        "any": " | ".join(quoted[:match]),
+        "lang": language,
+        "kbs": list(knowledge_bases),
+        "limit": limit,
+        "filters": Jsonb(dict(filters or {})),
+    }
+    score: list[sql.Composable] = []
+    for i, (term, literal) in enumerate(zip(terms, quoted, strict=True)):
+        params[f"t{i}"], params[f"h{i}"] = literal, f"{literal}:A"
+        params[f"w{i}"], params[f"b{i}"] = term.weight, term.weight * heading_boost
+        score.append(
+            sql.SQL("(c.tsv @@ {t}::tsquery)::int * {w} + (c.tsv @@ {h}::tsquery)::int * {b}").format(
+                t=sql.Placeholder(f"t{i}"),
+                w=sql.Placeholder(f"w{i}"),
+                h=sql.Placeholder(f"h{i}"),
+                b=sql.Placeholder(f"b{i}"),
+            )
+        )
     statement = sql.SQL(
         """
-        SELECT c.id
+        SELECT c.id, c.document_id
           FROM chunks c
          WHERE c.tsv @@ %(any)s::tsquery AND c.language = %(lang)s::regconfig
            AND c.knowledge_base = ANY(%(kbs)s) {filters}
-         ORDER BY (SELECT sum(t.weight * ((c.tsv @@ t.plain)::int + %(boost)s * (c.tsv @@ t.heading)::int))
-                     FROM unnest(%(plain)s::tsquery[], %(heading)s::tsquery[], %(weights)s::float8[])
-                          AS t(plain, heading, weight)) DESC,
-                  c.id
+         ORDER BY {score} DESC, c.id
          LIMIT %(limit)s
         """
-    ).format(filters=_filter_clause(filters))
-    cursor = await conn.execute(
-        statement,
-        {
-            "any": " | ".join(plain),
-            "lang": language,
-            "kbs": list(knowledge_bases),
-            "boost": heading_boost,
-            "plain": plain,
-            "heading": [f"{q}:A" for q in plain],
-            "weights": [t.weight for t in terms],
-            "limit": limit,
-            "filters": Jsonb(dict(filters or {})),
-        },
-    )
-    return [row[0] for row in await cursor.fetchall()]
+    ).format(filters=_filter_clause(filters), score=sql.SQL(" + ").join(score))
+    cursor = await conn.execute(statement, params)
+    return [(row[0], row[1]) for row in await cursor.fetchall()]
 
 
 def _tsquery_literal(lexeme: str) -> str:

@@ -66,7 +66,8 @@ def test_rare_words_weigh_more_and_only_the_rarest_select_candidates() -> None:
     terms = weigh_terms(counts, total=24000, most=3)
     assert [t.lexeme for t in terms] == ["accent", "json", "escap"]
     assert terms[0].weight > terms[1].weight > terms[2].weight > 0
-    assert matching_terms(dict(counts), terms, budget=200) == 2  # at least two, then within the budget
+    assert matching_terms(dict(counts), terms, budget=100) == 1  # the rarest always
+    assert matching_terms(dict(counts), terms, budget=200) == 2
     assert matching_terms(dict(counts), terms, budget=2000) == 3
 
 

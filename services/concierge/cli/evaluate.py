@@ -62,7 +62,7 @@ def retrieval(
     if as_json:
         print(json.dumps([r.as_dict() for r in reports], indent=2))
     else:
-        print_reports(Console(), reports)
+        print_reports(Console(width=max(Console().width, 110)), reports)
 
 
 async def _evaluate(

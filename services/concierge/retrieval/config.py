@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     search_candidates: int = Field(
         default=4, ge=1, le=50, description="Each of the vector and full-text lists fetches this many times top_k."
     )
+    search_min_candidates: int = Field(
+        default=50, ge=1, le=1000, description="Each list fetches at least this many candidates, whatever top_k."
+    )
     search_ef_search: int = Field(default=100, ge=10, le=1000, description="HNSW candidate list size per query.")
     search_statement_timeout_ms: int = Field(
         default=5000, ge=100, description="Longest a search's database statement may run before it is cancelled."
@@ -75,9 +78,6 @@ class Settings(BaseSettings):
     search_text_terms: int = Field(
         default=12, ge=1, le=64, description="Most query words full-text search ranks by (the rarest are kept)."
     )
-    search_heading_boost: float = Field(
-        default=0.5, ge=0, description="Extra weight of a query word found in a chunk's title or section."
-    )
     search_query_parts: int = Field(
         default=4, ge=0, le=8, description="Most clauses of a several-part question searched on their own; 0: off."
     )
@@ -86,7 +86,7 @@ class Settings(BaseSettings):
         default=2000,
         ge=100,
         description="Full-text candidates come from the rarest query words whose chunks add up to at most this "
-        "many rows (or 2% of the chunks, if more); common words only add to the score.",
+        "many rows (always at least the rarest word); the others only add to the ranking.",
     )
     search_document_decay: float = Field(
         default=0.0,

@@ -272,6 +272,8 @@ class Ingestor:
         changed = set(plan.changed)
         pending: list[_Prepared] = []
         writing: asyncio.Task[None] | None = None
+        # Snapshots the writer made after each document, passed on from this loop.
+        written: list[SyncProgress] = []
         try:
             for ref in refs:
                 if ref.doc_key not in changed:
@@ -289,6 +291,9 @@ class Ingestor:
                         )
                     digest = content_hash(loaded.hash_material(), fingerprint=fingerprints[ref.source])
                     pending.append(await asyncio.to_thread(self._prepare, loaded, digest, spec, max_tokens))
+                    for snapshot in written:
+                        yield snapshot
+                    written.clear()
                 except DocumentProblem as exc:
                     progress.documents_done += 1
                     self._failed(progress, ref.label, str(exc), log_fields)
@@ -297,13 +302,16 @@ class Ingestor:
                 if sum(len(p.chunks) for p in pending) >= self._flush_chunks:
                     if writing is not None:
                         await writing
-                        yield progress.snapshot()
-                    writing = asyncio.create_task(self._write(tenant, knowledge_base, spec.language, pending, progress))
+                    writing = asyncio.create_task(
+                        self._write(tenant, knowledge_base, spec.language, pending, progress, written)
+                    )
                     pending = []
             if writing is not None:
                 await writing
-            await self._write(tenant, knowledge_base, spec.language, pending, progress)
-            yield progress.snapshot()
+            await self._write(tenant, knowledge_base, spec.language, pending, progress, written)
+            for snapshot in written:
+                yield snapshot
+            written.clear()
         finally:
             if writing is not None and not writing.done():
                 writing.cancel()
@@ -363,9 +371,18 @@ class Ingestor:
         return _Prepared(document=document, title=converted.title, chunks=chunks, texts=texts)
 
     async def _write(
-        self, tenant: str, knowledge_base: str, language: str, pending: list[_Prepared], progress: SyncProgress
+        self,
+        tenant: str,
+        knowledge_base: str,
+        language: str,
+        pending: list[_Prepared],
+        progress: SyncProgress,
+        written: list[SyncProgress],
     ) -> None:
-        """Embed the batch's chunks in one go, then write each document in a transaction of its own."""
+        """Embed the batch's chunks in one go, then write each document in a transaction of its own.
+
+        A snapshot per written document goes to `written`, for the sync loop to pass on.
+        """
         if not pending:
             return
         vectors = await self._embedder.embed_documents([text for p in pending for text in p.texts])
@@ -398,6 +415,7 @@ class Ingestor:
             progress.documents_done += 1
             progress.documents_changed += 1
             progress.chunks_written += len(rows)
+            written.append(dataclasses.replace(progress.snapshot(), current=prepared.document.title))
 
     @staticmethod
     def _failed(progress: SyncProgress, source: str, reason: str, log_fields: str) -> None:

@@ -61,6 +61,7 @@ class SearchResult:
 @dataclass(frozen=True)
 class SearchSettings:
     candidates: int = 4
+    min_candidates: int = 50
     ef_search: int = 100
     statement_timeout_ms: int = 5000
     rrf_k: int = 60
@@ -84,12 +85,9 @@ class SearchSettings:
     document_chunks_per_round: int = 2
     # Most query lexemes full-text search ranks by; the rarest are kept.
     text_terms: int = 12
-    # Candidates come from the rarest lexemes whose chunks add up to at most this many rows (or
-    # this share of the chunks, if larger); the other lexemes only add to the score.
+    # Candidates come from the rarest lexemes whose chunks add up to at most this many rows
+    # (always at least the rarest one); the others only add to the ranking.
     text_match_rows: int = 2000
-    text_match_share: float = 0.02
-    # Extra weight of a query lexeme found in a chunk's title or section.
-    heading_boost: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -136,11 +134,15 @@ def weigh_terms(counts: Sequence[tuple[str, int]], *, total: int, most: int) -> 
 
 
 def matching_terms(counts: Mapping[str, int], terms: Sequence[store.WeightedLexeme], *, budget: int) -> int:
-    """How many of the rarest terms select candidates: at least two, then while their chunks fit `budget`."""
+    """How many of the rarest terms select candidates: the rarest, then more while their chunks fit `budget`.
+
+    A fixed row budget, not a share of the knowledge base: at a million chunks even two common
+    words match a quarter of it, and ranking those rows is what makes full text slow.
+    """
     chosen, rows = 0, 0
     for term in terms:
         rows += counts[term.lexeme]
-        if chosen >= 2 and rows > budget:
+        if chosen >= 1 and rows > budget:
             break
         chosen += 1
     return chosen
@@ -232,7 +234,8 @@ class Searcher:
         top_k = query.top_k
         # Room for what dedupe and the score threshold drop, and for the reranker to choose from.
         wanted = max(top_k * 2, settings.rerank_candidates if self._reranker else 0)
-        limit = top_k * settings.candidates
+        # Lists deep enough that a chunk both rank fairly well gets credit from both, even for a small top_k.
+        limit = max(top_k * settings.candidates, settings.min_candidates)
         translation = await self._translate(query) if self._translator is not None else None
         text = translation.text if translation is not None else query.text
         parts = query_parts(text, most=settings.query_parts) if query.mode != "text" else []
@@ -377,7 +380,7 @@ class Searcher:
                 counts = await store.query_lexemes(conn, knowledge_bases=names, language=language, query=text)
                 total = sum(kb.chunk_count for kb in kbs)
                 terms = weigh_terms(counts, total=total, most=settings.text_terms)
-                budget = max(settings.text_match_rows, int(total * settings.text_match_share))
+                budget = settings.text_match_rows
                 text_lists.append(
                     await store.text_candidates(
                         conn,
@@ -386,7 +389,6 @@ class Searcher:
                         terms=terms,
                         match=matching_terms(dict(counts), terms, budget=budget),
                         limit=limit,
-                        heading_boost=settings.heading_boost,
                         filters=query.filters,
                     )
                 )

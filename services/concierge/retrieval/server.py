@@ -266,6 +266,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         embedder=embedder,
         settings=SearchSettings(
             candidates=settings.search_candidates,
+            min_candidates=settings.search_min_candidates,
             ef_search=settings.search_ef_search,
             statement_timeout_ms=settings.search_statement_timeout_ms,
             rrf_k=settings.search_rrf_k,
@@ -280,7 +281,6 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
             document_window=settings.search_document_window,
             document_margin=settings.search_document_margin,
             document_chunks_per_round=settings.search_document_chunks_per_round,
-            heading_boost=settings.search_heading_boost,
             rerank_candidates=settings.rerank_candidates,
         ),
         reranker=CrossEncoderReranker.load(settings.reranker_model_path) if settings.reranker_model_path else None,

@@ -225,6 +225,9 @@ async def refresh_lexeme_stats(conn: Connection, tenant: str, knowledge_base: st
         """,
         {"tenant": tenant, "kb": knowledge_base},
     )
+    # Fresh statistics: otherwise the planner expects one row and sorts them all on every search
+    # until autovacuum comes by (measured 6 ms instead of 0.14 ms per search at 20k chunks).
+    await conn.execute("ANALYZE lexeme_stats")
     return cursor.rowcount
 
 
@@ -322,48 +325,38 @@ async def text_candidates(
     terms: Sequence[WeightedLexeme],
     match: int,
     limit: int,
-    heading_boost: float = 0.5,
     filters: Mapping[str, str] | None = None,
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """(chunk id, document id) of chunks holding any of the first `match` terms, best summed weight first.
+    """(chunk id, document id) of chunks holding any of the first `match` terms, best first.
 
     Only the rarer terms select candidates, so a question with common words does not make
-    Postgres score most of the knowledge base; every term still adds to the score of a chunk
-    that holds it. A term in the chunk's heading line (title and section, weight A) counts
-    `heading_boost` more. Each term is one lexeme, so `@@` on it is a lookup in the sorted tsvector.
+    Postgres rank most of the knowledge base; all `terms` rank them by cover density
+    (`ts_rank_cd`: how many of them a chunk holds, how close together, title and section
+    weighted above text). Summing each term's IDF instead ranked better on the Python docs
+    (recall@5 0.77 against 0.69 in text mode), but with it the Acme agent answered "How long
+    do I have to return my robot vacuum?" from the error-codes article (tests/integration).
     """
     if not terms or match < 1:
         return []
     quoted = [_tsquery_literal(t.lexeme) for t in terms]
     params: dict[str, Any] = {
         "any": " | ".join(quoted[:match]),
+        "all": " | ".join(quoted),
         "lang": language,
         "kbs": list(knowledge_bases),
         "limit": limit,
         "filters": Jsonb(dict(filters or {})),
     }
-    score: list[sql.Composable] = []
-    for i, (term, literal) in enumerate(zip(terms, quoted, strict=True)):
-        params[f"t{i}"], params[f"h{i}"] = literal, f"{literal}:A"
-        params[f"w{i}"], params[f"b{i}"] = term.weight, term.weight * heading_boost
-        score.append(
-            sql.SQL("(c.tsv @@ {t}::tsquery)::int * {w} + (c.tsv @@ {h}::tsquery)::int * {b}").format(
-                t=sql.Placeholder(f"t{i}"),
-                w=sql.Placeholder(f"w{i}"),
-                h=sql.Placeholder(f"h{i}"),
-                b=sql.Placeholder(f"b{i}"),
-            )
-        )
     statement = sql.SQL(
         """
         SELECT c.id, c.document_id
           FROM chunks c
          WHERE c.tsv @@ %(any)s::tsquery AND c.language = %(lang)s::regconfig
            AND c.knowledge_base = ANY(%(kbs)s) {filters}
-         ORDER BY {score} DESC, c.id
+         ORDER BY ts_rank_cd(c.tsv, %(all)s::tsquery) DESC, c.id
          LIMIT %(limit)s
         """
-    ).format(filters=_filter_clause(filters), score=sql.SQL(" + ").join(score))
+    ).format(filters=_filter_clause(filters))
     cursor = await conn.execute(statement, params)
     return [(row[0], row[1]) for row in await cursor.fetchall()]
 

@@ -74,7 +74,11 @@ class Settings(BaseSettings):
     )
     search_rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
     search_vector_weight: float = Field(default=1.0, ge=0, description="Weight of the vector list in fusion.")
-    search_text_weight: float = Field(default=1.0, ge=0, description="Weight of the full-text list in fusion.")
+    search_text_weight: float = Field(
+        default=0.7,
+        ge=0,
+        description="Weight of the full-text list in fusion; below the vector list's, as full text alone finds less.",
+    )
     search_text_terms: int = Field(
         default=12, ge=1, le=64, description="Most query words full-text search ranks by (the rarest are kept)."
     )

@@ -66,7 +66,8 @@ class SearchSettings:
     statement_timeout_ms: int = 5000
     rrf_k: int = 60
     vector_weight: float = 1.0
-    text_weight: float = 1.0
+    # Full text alone finds less than the vectors (recall@5 0.69 against 0.88 on the Python docs).
+    text_weight: float = 0.7
     # Two hits whose vectors are at least this similar say the same thing; the lower one goes.
     duplicate_similarity: float = 0.97
     # How many fused candidates the reranker (when configured) reorders.

@@ -50,7 +50,7 @@ def retrieval(
     try:
         questions = load_questions(questions_file)
     except QuestionFileError as err:
-        console.print(f"[red]✗ {err}[/]")
+        console.print(f"[red]✗ {err}[/]", soft_wrap=True, highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
     kb = evaluation.corpus_knowledge_base(corpus, include or None)
     with retrieval_address(state_dir.resolve(), console) as address:

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from concierge.api.loader import ResourceError, load_paths
+from concierge.cli.resources import EXIT_INVALID, load_or_exit
 from concierge.common.grpcio import create_channel
 from concierge.local.session import retrieval_address
 from concierge.local.up import sync_all
@@ -22,7 +22,6 @@ app = typer.Typer(help="Sync and search knowledge bases.", no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
 
-EXIT_INVALID = 2
 STATE_DIR = typer.Option(
     Path(".concierge"), envvar="CONCIERGE_STATE_DIR", help="State dir of the embedded database (as for `up`)."
 )
@@ -47,13 +46,7 @@ def sync(
     state_dir: Path = STATE_DIR,
 ) -> None:
     """Bring the stored knowledge bases in FILES in line with their sources (incremental)."""
-    try:
-        resources = load_paths(files)
-    except ResourceError as err:
-        err_console.print(f"[red]✗ {len(err.problems)} problem(s); nothing was synced:[/]")
-        for problem in err.problems:
-            err_console.print(f"  • {problem}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID) from None
+    resources = load_or_exit(files, err_console, nothing_done="nothing was synced")
     if not resources.knowledge_bases:
         err_console.print("[red]✗ no KnowledgeBase in the given files[/]")
         raise typer.Exit(EXIT_INVALID)

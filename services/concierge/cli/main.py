@@ -11,6 +11,7 @@ from rich.console import Console
 
 from concierge.api.loader import ResourceError, load_paths
 from concierge.cli import evaluate, kb
+from concierge.cli.resources import load_or_exit
 
 app = typer.Typer(
     name="concierge",
@@ -59,13 +60,7 @@ def up(
     """Run every service on this machine with the resources in FILES, until Ctrl-C."""
     from concierge.local.up import up as run_up
 
-    try:
-        resources = load_paths(files)
-    except ResourceError as err:
-        err_console.print(f"[red]✗ {len(err.problems)} problem(s) in the resources; nothing was started:[/]")
-        for problem in err.problems:
-            err_console.print(f"  • {problem}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INVALID) from None
+    resources = load_or_exit(files, err_console, nothing_done="nothing was started")
     counts = {
         kind: len(items)
         for kind, items in (

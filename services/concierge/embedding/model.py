@@ -96,6 +96,8 @@ class Encoder:
         # A tqdm bar per load would break the one-line-per-event log format.
         transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
+        if settings.embedding_threads is not None:
+            torch.set_num_threads(settings.embedding_threads)
         started = time.perf_counter()
         model = SentenceTransformer(settings.embedding_model_path, device=settings.embedding_device)
         if settings.embedding_dtype == "bfloat16":

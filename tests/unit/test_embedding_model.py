@@ -103,3 +103,16 @@ async def test_a_zero_size_cache_passes_everything_through() -> None:
     await cache.embed(["a"], compute)
     await cache.embed(["a"], compute)
     assert calls == 2
+
+
+def test_the_configured_number_of_torch_threads_is_used() -> None:
+    import torch
+
+    from concierge.embedding.config import Settings
+
+    before = torch.get_num_threads()
+    try:
+        Encoder.load(Settings(embedding_threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

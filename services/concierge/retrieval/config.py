@@ -42,7 +42,13 @@ class Settings(BaseSettings):
     embedding_address: str = Field(default="127.0.0.1:50051", description="host:port of the embedding service.")
     embedding_timeout_s: float = Field(default=60.0, gt=0, description="Deadline of one Embed call while syncing.")
     embedding_query_timeout_s: float = Field(default=10.0, gt=0, description="Deadline of the query Embed call.")
-    embedding_batch_size: int = Field(default=32, ge=1, le=256, description="Passages per Embed call while syncing.")
+    embedding_batch_size: int = Field(
+        default=64,
+        ge=1,
+        le=256,
+        description="Passages per Embed call while syncing; a sync writes 4 calls' worth at a time. 64 ingested "
+        "the Python docs at 70-75% of the bare model's rate, 32 at 64-67%.",
+    )
     tokenizer_path: str = Field(
         default_factory=_offline_tokenizer_path,
         description="Folder with the embedding model's tokenizer.json, to measure chunks in model tokens. "

@@ -10,9 +10,7 @@ row-level security, `tenant_transaction`, `configure_search`, `store.*`, `Search
     exact numpy brute force over the same vectors;
   * full-text: rows each question matches, and the plan Postgres picks for the match;
   * `Searcher.search` in hybrid, vector and text mode with an embedder that answers at once (query
-    embedding excluded), then what-ifs: the same code with ts_match_vq marked LEAKPROOF, so the GIN
-    index is usable under row-level security; and also with candidates selected by the rarest
-    query term plus others only while they fit --match-rows chunks.
+    embedding excluded).
 Prints tables; asserts nothing. Loaded databases are cached (one per size) in --data-dir, so a
 re-run skips loading and index builds. 100k: ~1 min to load, ~5 min to measure; 1M: ~10 min to
 load on 2 cores (the text part then uses 50 questions).
@@ -40,8 +38,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -57,7 +54,6 @@ from psycopg.pq import Format
 from psycopg_pool import AsyncConnectionPool
 
 from concierge.db import APP_ROLE, migrate, open_pool, tenant_transaction
-from concierge.retrieval import search as search_module
 from concierge.retrieval import store
 from concierge.retrieval.embedder import EmbeddingClient, ModelInfo
 from concierge.retrieval.search import Searcher, SearchQuery, SearchSettings
@@ -768,30 +764,10 @@ async def matched_rows(pool: AsyncConnectionPool, texts: Sequence[str]) -> tuple
     return counts, seconds
 
 
-@contextmanager
-def leakproof_match(url: str) -> Iterator[None]:
-    """What-if: `tsv @@ query` may run before the RLS policy's test, so the GIN index is usable.
-
-    Postgres evaluates a non-LEAKPROOF function only after the policy's qual, so under RLS the match
-    cannot be an index condition (the GIN index is never used). Marking ts_match_vq LEAKPROOF (a
-    superuser's catalog change, here in the bench database only, undone on exit) gives the plans a
-    fix would get; so would the match in a SECURITY DEFINER function owned by a BYPASSRLS role.
-    """
-    statement = "ALTER FUNCTION ts_match_vq(tsvector, tsquery) {}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(statement.format("LEAKPROOF"))
-    try:
-        yield
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(statement.format("NOT LEAKPROOF"))
-
-
 @dataclass
 class SearchRun:
     seconds: list[float]
     timeouts: int
-    top: list[list[str]]  # chunk ids of each query's hits
 
 
 async def measure_search(
@@ -800,57 +776,21 @@ async def measure_search(
     """Searcher.search with the product's settings, the query vector known in advance (embedding excluded)."""
     embedder = InstantEmbedder(dict(zip(texts, vectors[: len(texts)], strict=True)))
     searcher = Searcher(pool=pool, embedder=cast(EmbeddingClient, embedder), settings=SearchSettings())
-    run = SearchRun([], 0, [])
+    run = SearchRun([], 0)
     for i, text in enumerate([*texts[:5], *texts]):  # the first 5: warm-up
         query = SearchQuery(tenant=TENANT, knowledge_bases=[KB], text=text, top_k=TOP_K, mode=cast(Any, mode))
         t0 = time.perf_counter()
         try:
-            result = await searcher.search(query)
+            await searcher.search(query)
         except psycopg.errors.QueryCanceled:
             if i >= 5:
                 run.timeouts += 1
-                run.top.append([])
             continue
         if i >= 5:
             run.seconds.append(time.perf_counter() - t0)
-            run.top.append([h.chunk_id for h in result.hits])
     measured = run.seconds or [float("nan")]
     log(f"{label}: p50 {pct(measured, 0.5) * 1000:.1f} ms, p95 {pct(measured, 0.95) * 1000:.1f} ms")
     return run
-
-
-@contextmanager
-def one_rare_term(rows: int) -> Iterator[bool]:
-    """What-if: candidates come from the rarest query lexeme, plus the next rarest while their chunks fit `rows`.
-
-    Replaces search.matching_terms (at least two terms, budget max(2,000, 2% of the chunks)), whose
-    tail comes from questions whose two rarest words are both common, and whose budget grows with
-    the knowledge base. Yields False (and changes nothing) if the product has no `matching_terms`.
-    """
-    original = getattr(search_module, "matching_terms", None)
-    if original is None:
-        yield False
-        return
-
-    def matching(counts: Any, terms: Sequence[Any], *, budget: int) -> int:
-        chosen, covered = 0, 0
-        for term in terms:
-            covered += counts[term.lexeme]
-            if chosen >= 1 and covered > rows:
-                break
-            chosen += 1
-        return chosen
-
-    setattr(search_module, "matching_terms", matching)  # noqa: B010  # a what-if, undone below
-    try:
-        yield True
-    finally:
-        setattr(search_module, "matching_terms", original)  # noqa: B010
-
-
-def overlap(a: SearchRun, b: SearchRun) -> float:
-    shared = [len(set(x) & set(y)) / len(x) for x, y in zip(a.top, b.top, strict=True) if x]
-    return statistics.mean(shared) if shared else float("nan")
 
 
 async def refresh_lexeme_stats(pool: AsyncConnectionPool, url: str) -> float | None:
@@ -896,7 +836,6 @@ async def run_size(
         texts = texts[: min(len(texts), 50)]
 
     searches: dict[str, SearchRun] = {}
-    count_leakproof: list[float] = []
     app = await open_pool(url, role=APP_ROLE, min_size=1, max_size=2)
     try:
         lexeme_s = await refresh_lexeme_stats(app, url)
@@ -904,26 +843,9 @@ async def run_size(
         vector_rows = await measure_vectors(app, queries, truth, args.ef, limit)
         counts, count_app = await matched_rows(app, texts)
         for mode in ("hybrid", "vector", "text"):
-            searches[f"{mode}, as shipped"] = await measure_search(app, texts, queries, mode, mode)
+            searches[mode] = await measure_search(app, texts, queries, mode, mode)
     finally:
         await app.close()
-    if args.proposals:
-        with leakproof_match(url):
-            # A fresh pool: no plan prepared before the change.
-            app = await open_pool(url, role=APP_ROLE, min_size=1, max_size=2)
-            try:
-                plans["app role, ts_match_vq LEAKPROOF"] = await explain(app, queries[0], texts[0], limit)
-                _, count_leakproof = await matched_rows(app, texts)
-                for mode in ("hybrid", "text"):
-                    searches[f"{mode}, GIN usable (LEAKPROOF)"] = await measure_search(
-                        app, texts, queries, mode, f"{mode} (leakproof)"
-                    )
-                with one_rare_term(args.match_rows) as patched:
-                    for mode in ("hybrid", "text") if patched else ():
-                        name = f"{mode}, GIN usable + match >=1 term, <= {args.match_rows:,} rows"
-                        searches[name] = await measure_search(app, texts, queries, mode, name)
-            finally:
-                await app.close()
 
     builds = stats["builds"]
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
@@ -961,16 +883,13 @@ async def run_size(
         f"word p50 {pct(counts, 0.5):,.0f}, p95 {pct(counts, 0.95):,.0f}, max {max(counts):,} "
         f"({statistics.mean(counts) / n:.1%} of chunks on average)"
     )
-    leakproof = f"; ts_match_vq LEAKPROOF {latency(count_leakproof)}" if count_leakproof else ""
-    print(f"  count(*) of the matches alone (ms, p50 p95 p99): as shipped {latency(count_app)}{leakproof}")
+    print(f"  count(*) of the matches alone (ms, p50 p95 p99): {latency(count_app)}")
 
     print(f"\nSearcher.search, top_k={TOP_K}, product settings, query embedding excluded (ms)")
-    reference = searches.get("text, as shipped")
-    print(f"{'mode, what-if':70} | {'p50':>7} {'p95':>7} {'p99':>7} | text top-10 overlap")
+    print(f"{'mode':10} | {'p50':>7} {'p95':>7} {'p99':>7}")
     for name, run in searches.items():
-        same = f"{overlap(reference, run):.2f}" if reference and name.startswith("text") else ""
         failed = f" ({run.timeouts} cancelled by statement_timeout)" if run.timeouts else ""
-        print(f"{name:70} | {latency(run.seconds or [float('nan')])} | {same}{failed}")
+        print(f"{name:10} | {latency(run.seconds or [float('nan')])}{failed}")
     print("  target: hybrid p95 < 25 ms at 100k chunks")
     sys.stdout.flush()
 
@@ -992,15 +911,6 @@ def main() -> None:
         "--database-url", help="use this server instead of an embedded one (needs CREATEDB and BYPASSRLS)"
     )
     parser.add_argument("--reload", action="store_true", help="drop and reload cached databases")
-    parser.add_argument(
-        "--proposals",
-        action="store_true",
-        help="also run the what-ifs that led to migration 0007 and the 2,000-row candidate rule (both are in "
-        "the product now; the LEAKPROOF what-if resets the function to NOT LEAKPROOF when it ends)",
-    )
-    parser.add_argument(
-        "--match-rows", type=int, default=2000, help="what-if: chunks the candidate-selecting terms may cover"
-    )
     parser.add_argument("--shared-buffers", default="2GB", help="of the embedded server (restarted to apply)")
     parser.add_argument(
         "--maintenance-work-mem",

@@ -671,9 +671,6 @@ class InstantEmbedder:
     def __init__(self, vectors: dict[str, Vectors]) -> None:
         self._vectors = vectors
 
-    async def embed_query(self, text: str) -> Vectors:
-        return self._vectors[text]
-
     async def embed_queries(self, texts: Sequence[str]) -> Vectors:
         base = self._vectors[texts[0]]
         rows = [base]

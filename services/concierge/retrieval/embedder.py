@@ -60,14 +60,11 @@ class EmbeddingClient:
             self._info = ModelInfo(model=reply.model, dimension=reply.dimension, max_tokens=reply.max_tokens)
         return self._info
 
-    async def embed_query(self, text: str) -> Vectors:
-        # Not behind the in-flight limit: a running sync must not hold up searches.
-        vectors = await self._embed([text], embedding_pb2.EMBED_KIND_QUERY, self._query_timeout)
-        first: Vectors = vectors[0]
-        return first
-
     async def embed_queries(self, texts: Sequence[str]) -> Vectors:
-        """Several queries in one call (a question and its parts), one row each."""
+        """Several queries in one call (a question and its parts), one row each.
+
+        Not behind the in-flight limit: a running sync must not hold up searches.
+        """
         return await self._embed(list(texts), embedding_pb2.EMBED_KIND_QUERY, self._query_timeout)
 
     async def embed_documents(self, texts: Sequence[str]) -> Vectors:

@@ -237,12 +237,13 @@ class Searcher:
         wanted = max(top_k * 2, settings.rerank_candidates if self._reranker else 0)
         # Lists deep enough that a chunk both rank fairly well gets credit from both, even for a small top_k.
         limit = max(top_k * settings.candidates, settings.min_candidates)
-        translation = await self._translate(query) if self._translator is not None else None
+        # Translation looks the knowledge bases up already; the full-text step reuses what it found.
+        known, translation = await self._translate(query) if self._translator is not None else (None, None)
         text = translation.text if translation is not None else query.text
         parts = query_parts(text, most=settings.query_parts) if query.mode != "text" else []
         embedding = asyncio.create_task(self._embedder.embed_queries([text, *parts]))
         try:
-            found, text_lists = await self._text_candidates(query, text, limit)
+            found, text_lists = await self._text_candidates(query, text, limit, known)
             if not found:
                 return SearchResult(hits=[], best_vector_score=0.0)
             await self._check_models(found)
@@ -332,8 +333,9 @@ class Searcher:
                 + "; sync them again"
             )
 
-    async def _translate(self, query: SearchQuery) -> Translation | None:
-        """The query in the knowledge bases' language when it is clearly in another one, else None.
+    async def _translate(self, query: SearchQuery) -> tuple[list[store.KnowledgeBaseRow] | None, Translation | None]:
+        """The knowledge bases found (None if not looked up), and the query in their language when it
+        is clearly in another one (else None).
 
         The language whose stop words the question uses most, by Postgres' own stop-word lists,
         if it clearly beats the knowledge base's language (two or more stop words more, and at
@@ -342,33 +344,35 @@ class Searcher:
         assert self._translator is not None
         words = content_words(query.text)
         if len(words) < 3:
-            return None
+            return None, None
         async with tenant_transaction(self._pool, query.tenant) as conn:
             found = await store.knowledge_bases(conn, query.knowledge_bases)
             if not found:
-                return None
+                return found, None
             target = found[0].language
             candidates = self._translator.languages(target)
             if not candidates:
-                return None
+                return found, None
             content = await store.content_words(conn, words, [target, *candidates])
         stop_words = {language: len(words) - len(kept) for language, kept in content.items()}
         best = max(candidates, key=lambda language: stop_words.get(language, 0))
         margin = stop_words.get(best, 0) - stop_words.get(target, 0)
         if margin < 2 or stop_words.get(best, 0) < len(words) / 3:
-            return None
-        return await asyncio.to_thread(self._translator.translate, content[best], best, target)
+            return found, None
+        return found, await asyncio.to_thread(self._translator.translate, content[best], best, target)
 
     async def _text_candidates(
-        self, query: SearchQuery, text: str, limit: int
+        self, query: SearchQuery, text: str, limit: int, found: list[store.KnowledgeBaseRow] | None
     ) -> tuple[list[store.KnowledgeBaseRow], list[list[tuple[uuid.UUID, uuid.UUID]]]]:
-        """The knowledge bases that exist, and full-text candidates per language (one transaction)."""
+        """The knowledge bases that exist (`found`, if already known), and full-text candidates per
+        language (one transaction)."""
         settings = self._settings
         async with tenant_transaction(self._pool, query.tenant) as conn:
             await store.configure_search(
                 conn, statement_timeout_ms=settings.statement_timeout_ms, ef_search=settings.ef_search
             )
-            found = await store.knowledge_bases(conn, query.knowledge_bases)
+            if found is None:
+                found = await store.knowledge_bases(conn, query.knowledge_bases)
             missing = sorted(set(query.knowledge_bases) - {kb.name for kb in found})
             if missing:
                 log.warning("search of unknown knowledge bases tenant=%s missing=%s", query.tenant, ",".join(missing))

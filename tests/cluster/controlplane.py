@@ -7,17 +7,14 @@ keys and the admin token are made fresh for each run, and every process is stopp
 from __future__ import annotations
 
 import base64
-import ctypes
 import datetime
 import ipaddress
 import json
 import os
 import secrets
 import shutil
-import signal
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from concierge.local.processes import free_port
+from concierge.local.processes import die_with_parent, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "scripts" / "controlplane.sh"
@@ -50,7 +47,6 @@ CONTROLLERS = (
     "job-controller",
     "endpointslice-controller",
 )
-PR_SET_PDEATHSIG = 1
 
 
 class ControlPlaneFailed(RuntimeError):
@@ -80,12 +76,6 @@ def ensure_binaries() -> Path:
     return path
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when pytest dies, however it dies (Linux)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @dataclass
 class Process:
     name: str
@@ -112,15 +102,7 @@ class Process:
         raise ControlPlaneFailed(f"{self.name}: no {what} after {timeout:.0f}s; log tail:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM, wait for a graceful exit, then SIGKILL."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        stop_process(self.process, timeout)
 
 
 def start_process(name: str, argv: Sequence[str | Path], log_dir: Path) -> Process:
@@ -133,7 +115,7 @@ def start_process(name: str, argv: Sequence[str | Path], log_dir: Path) -> Proce
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches only pytest, which stops us in order
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     return Process(name=name, process=process, log_path=log_path)
 

@@ -87,19 +87,23 @@ class ServiceProcess:
         raise ServiceFailed(f"{self.name} was not ready after {timeout:.0f}s; log tail:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM, wait for a graceful exit, then SIGKILL."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        stop_process(self.process, timeout)
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the supervisor dies, however it dies (Linux)."""
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM, wait for a graceful exit, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the parent (supervisor, test run) dies, however it dies (Linux)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -128,6 +132,6 @@ def start_service(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches only the supervisor
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     return ServiceProcess(name=name, port=port, process=process, log_path=log_path, host=host, env=dict(env))

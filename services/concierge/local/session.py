@@ -15,10 +15,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from concierge.db import migrate
-from concierge.local.postgres import start_embedded_postgres
 from concierge.local.processes import start_service
-from concierge.local.up import Stack, running_stack
+from concierge.local.up import Stack, running_stack, start_embedding_and_database
 
 
 @contextmanager
@@ -37,12 +35,7 @@ def retrieval_address(state_dir: Path, console: Console, host: str = "127.0.0.1"
     started = time.monotonic()
     try:
         with console.status("Starting PostgreSQL and the embedding and retrieval services…") as status:
-            stack.services["embedding"] = start_service("embedding", env={}, log_dir=log_dir, host=host)
-            database_url = os.environ.get("CONCIERGE_DATABASE_URL")
-            if not database_url:
-                stack.postgres = start_embedded_postgres(state_dir / "pgdata")
-                database_url = stack.postgres.url
-            migrate(database_url)
+            database_url, _ = start_embedding_and_database(stack, state_dir, host)
             embedding = stack.services["embedding"].address
             env = {"CONCIERGE_DATABASE_URL": database_url, "CONCIERGE_EMBEDDING_ADDRESS": embedding}
             stack.services["retrieval"] = start_service("retrieval", env=env, log_dir=log_dir, host=host)

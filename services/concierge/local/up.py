@@ -96,19 +96,27 @@ def ui_dir() -> Path | None:
     return candidate if (candidate / "index.html").is_file() else None
 
 
+def start_embedding_and_database(stack: Stack, state_dir: Path, host: str) -> tuple[str, list[str]]:
+    """Start the embedding service and, unless CONCIERGE_DATABASE_URL names one, embedded Postgres;
+    migrate. Returns the database URL and the migrations applied.
+
+    The embedding service spends most of its start-up loading its model and needs no database,
+    so it starts first and loads while Postgres starts.
+    """
+    stack.services["embedding"] = start_service("embedding", env={}, log_dir=state_dir / "logs", host=host)
+    database_url = os.environ.get("CONCIERGE_DATABASE_URL")
+    if not database_url:
+        stack.postgres = start_embedded_postgres(state_dir / "pgdata")
+        database_url = stack.postgres.url
+    return database_url, migrate(database_url)
+
+
 def start_stack(stack: Stack, resources: ResourceSet, state_dir: Path, host: str, port: int, console: Console) -> None:
     """Fill `stack` as things start, so a failure half-way still stops what did start."""
     log_dir = state_dir / "logs"
     started_at = time.monotonic()
-    # The embedding service spends most of the start-up loading its model and needs no
-    # database, so it starts first and loads while Postgres starts.
-    stack.services["embedding"] = start_service("embedding", env={}, log_dir=log_dir, host=host)
-    database_url = os.environ.get("CONCIERGE_DATABASE_URL")
     with console.status("Starting PostgreSQL…"):
-        if not database_url:
-            stack.postgres = start_embedded_postgres(state_dir / "pgdata")
-            database_url = stack.postgres.url
-        applied = migrate(database_url)
+        database_url, applied = start_embedding_and_database(stack, state_dir, host)
     where = f"embedded, data in {state_dir / 'pgdata'}" if stack.postgres else "CONCIERGE_DATABASE_URL"
     console.print(f"[green]✓[/] PostgreSQL ready ({where}; {len(applied)} migrations applied)")
 

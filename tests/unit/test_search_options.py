@@ -24,7 +24,6 @@ def row(text: str, vector: list[float]) -> HitRow:
         text=text,
         page=0,
         anchor="",
-        content_hash=text,
         vector_score=0.5,
         embedding=embedding / np.linalg.norm(embedding),
     )

@@ -17,7 +17,7 @@ from concierge.evaluation import retrieval as evaluation
 from concierge.evaluation.questions import Question, QuestionFileError, load_questions
 from concierge.local.session import retrieval_address
 from concierge.local.sync import sync_knowledge_base
-from concierge.v1 import retrieval_pb2_grpc
+from concierge.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 app = typer.Typer(help="Measure retrieval and answer quality on a question set.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -78,8 +78,8 @@ async def _evaluate(
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
         with console.status(f"Syncing {corpus} …") as status:
 
-            def show(p: object) -> None:
-                status.update(f"Syncing {corpus}: {getattr(p, 'documents_done', 0)}/{getattr(p, 'documents_total', 0)}")
+            def show(p: retrieval_pb2.SyncKnowledgeBaseResponse) -> None:
+                status.update(f"Syncing {corpus}: {p.documents_done}/{p.documents_total}")
 
             result = await sync_knowledge_base(stub, kb, corpus, show)
         console.print(

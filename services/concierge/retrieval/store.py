@@ -76,7 +76,6 @@ class HitRow:
     text: str
     page: int
     anchor: str
-    content_hash: str
     vector_score: float
     embedding: npt.NDArray[np.float32]
 
@@ -378,7 +377,7 @@ async def hits(conn: Connection, ids: Sequence[uuid.UUID], vector: npt.NDArray[n
     cursor = await conn.execute(
         """
         SELECT c.id, c.knowledge_base, c.document_id, d.key, d.title, d.uri, c.section, c.text, c.page, c.anchor,
-               c.content_hash, 1 - (c.embedding <=> %(q)s::vector), c.embedding
+               1 - (c.embedding <=> %(q)s::vector), c.embedding
           FROM chunks c JOIN documents d ON d.id = c.document_id
          WHERE c.id = ANY(%(ids)s)
         """,
@@ -396,9 +395,8 @@ async def hits(conn: Connection, ids: Sequence[uuid.UUID], vector: npt.NDArray[n
             text=row[7],
             page=row[8],
             anchor=row[9],
-            content_hash=row[10],
-            vector_score=float(row[11]),
-            embedding=_as_array(row[12]),
+            vector_score=float(row[10]),
+            embedding=_as_array(row[11]),
         )
         for row in await cursor.fetchall()
     }

@@ -25,7 +25,7 @@ from concierge.retrieval import store
 from concierge.retrieval.embedder import EmbeddingClient
 from concierge.retrieval.fusion import Fused, RankedList, reciprocal_rank_fusion
 from concierge.retrieval.rerank import Reranker
-from concierge.retrieval.translate import QueryTranslator, Translation, content_words
+from concierge.retrieval.translate import QueryTranslator, Translation, words
 
 log = logging.getLogger(__name__)
 
@@ -342,8 +342,8 @@ class Searcher:
         least a third of the words): short or mixed questions stay as asked.
         """
         assert self._translator is not None
-        words = content_words(query.text)
-        if len(words) < 3:
+        question_words = words(query.text)
+        if len(question_words) < 3:
             return None, None
         async with tenant_transaction(self._pool, query.tenant) as conn:
             found = await store.knowledge_bases(conn, query.knowledge_bases)
@@ -353,11 +353,11 @@ class Searcher:
             candidates = self._translator.languages(target)
             if not candidates:
                 return found, None
-            content = await store.content_words(conn, words, [target, *candidates])
-        stop_words = {language: len(words) - len(kept) for language, kept in content.items()}
+            content = await store.content_words(conn, question_words, [target, *candidates])
+        stop_words = {language: len(question_words) - len(kept) for language, kept in content.items()}
         best = max(candidates, key=lambda language: stop_words.get(language, 0))
         margin = stop_words.get(best, 0) - stop_words.get(target, 0)
-        if margin < 2 or stop_words.get(best, 0) < len(words) / 3:
+        if margin < 2 or stop_words.get(best, 0) < len(question_words) / 3:
             return found, None
         return found, await asyncio.to_thread(self._translator.translate, content[best], best, target)
 

@@ -158,5 +158,6 @@ def _lookup(dictionary: Dictionary, word: str) -> list[str]:
     return []
 
 
-def content_words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
+    """The words of `text` (hyphenated compounds kept whole: "ZIP-Datei"); stop words are removed later."""
     return _WORD.findall(text)

@@ -16,7 +16,7 @@ from concierge.common.grpcio import create_channel
 from concierge.db import migrate
 from concierge.local.postgres import EmbeddedPostgres, start_embedded_postgres
 from concierge.local.processes import ServiceProcess, start_service
-from concierge.local.sync import SyncResult, sync_knowledge_base
+from concierge.api.sync import SyncResult, sync_knowledge_base
 from concierge.v1 import retrieval_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent

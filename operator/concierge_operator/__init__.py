@@ -1,13 +1,5 @@
 """The Kopf operator that reconciles KnowledgeBase, SupportAgent and EscalationPolicy.
 
-Placeholder until the Kubernetes issue: it only re-exports the API models it will reconcile,
-so the layering (the operator imports `concierge.api` and nothing of the services) holds now.
+It imports the API models of the services package (`concierge.api`) and the gRPC stubs, never
+a service itself: the retrieval service it syncs through is reached over gRPC.
 """
-
-from __future__ import annotations
-
-from concierge.api import EscalationPolicy, KnowledgeBase, SupportAgent
-
-RECONCILED_KINDS = (KnowledgeBase, SupportAgent, EscalationPolicy)
-
-__all__ = ["RECONCILED_KINDS"]

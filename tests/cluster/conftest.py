@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from cluster.controlplane import ControlPlane, ControlPlaneFailed, ensure_binaries, start_control_plane
+from cluster.operator import OperatorCluster, start_operator_cluster
+from concierge.local.processes import ServiceProcess
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +24,21 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
         yield control_plane
     finally:
         control_plane.stop()
+
+
+@pytest.fixture(scope="session")
+def operator_cluster(
+    cluster: ControlPlane,
+    postgres_url: str,
+    retrieval_service: ServiceProcess,
+    embedding_service: ServiceProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorCluster]:
+    """The operator running against `cluster`, syncing through a real retrieval service on loopback."""
+    setup = start_operator_cluster(
+        cluster, postgres_url, retrieval_service.address, embedding_service.address, tmp_path_factory.mktemp("operator")
+    )
+    try:
+        yield setup
+    finally:
+        setup.operator.stop()

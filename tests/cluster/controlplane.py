@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography import x509
@@ -47,6 +48,18 @@ CONTROLLERS = (
     "job-controller",
     "endpointslice-controller",
 )
+
+
+# Every write request is recorded once (when its response is sent): tests count an operator's writes.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted, Panic]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+"""
 
 
 class ControlPlaneFailed(RuntimeError):
@@ -129,6 +142,17 @@ class ControlPlane:
     ca_file: Path
     work_dir: Path
     processes: list[Process] = field(default_factory=list)
+
+    @property
+    def audit_log(self) -> Path:
+        return self.work_dir / "audit.log"
+
+    def writes(self, username: str) -> list[dict[str, Any]]:
+        """Audit events of the requests that changed something (create, update, patch, delete) made by `username`."""
+        if not self.audit_log.exists():
+            return []
+        events = (json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip())
+        return [e for e in events if e.get("user", {}).get("username") == username]
 
     def env(self) -> dict[str, str]:
         """Our environment plus KUBECONFIG, the binaries on PATH, and Helm's state kept in work_dir."""
@@ -349,6 +373,8 @@ def start_control_plane(binaries: Path, work_dir: Path, timeout: float = 180.0) 
         cluster.processes.append(etcd)
         etcd.wait_until(lambda: _http_ok(f"{etcd_url}/health"), "healthy /health", timeout)
 
+        audit_policy = work_dir / "audit-policy.yaml"
+        audit_policy.write_text(AUDIT_POLICY)
         apiserver = start_process(
             "kube-apiserver",
             [
@@ -371,6 +397,10 @@ def start_control_plane(binaries: Path, work_dir: Path, timeout: float = 180.0) 
                 # Endpoints may not point at loopback, so don't publish the API server's own.
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
+                f"--audit-policy-file={audit_policy}",
+                f"--audit-log-path={cluster.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-mode=blocking",
             ],
             logs,
         )

@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from concierge.local.processes import ServiceProcess
-from concierge.local.sync import SyncResult
+from concierge.api.sync import SyncResult
 
 pytestmark = pytest.mark.usefixtures("acme_synced")
 

@@ -7,8 +7,8 @@ from agent_framework import FunctionInvocationLayer
 from agent_framework.openai import OpenAIChatCompletionClient
 
 from concierge.agent.extractive_client import ExtractiveChatClient
-from concierge.agent.providers import ProviderConfigError, build_chat_client, chat_options, secret_env_var
-from concierge.api.resources import SecretKeyRef, SupportAgentSpec
+from concierge.agent.providers import ProviderConfigError, build_chat_client, chat_options
+from concierge.api.resources import SecretKeyRef, SupportAgentSpec, secret_env_var
 
 
 def spec(**model: object) -> SupportAgentSpec:

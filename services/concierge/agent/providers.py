@@ -7,14 +7,13 @@ agent-framework-openai, with the API key read from the environment the operator 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from agent_framework import BaseChatClient, FunctionInvocationConfiguration
 
 from concierge.agent.extractive_client import ExtractiveChatClient, SentenceEmbedder
-from concierge.api.resources import SecretKeyRef, SupportAgentSpec
+from concierge.api.resources import SupportAgentSpec, secret_env_var
 
 OLLAMA_DEFAULT_ENDPOINT = "http://127.0.0.1:11434/v1"
 # The OpenAI SDK refuses to start without a key; servers that need none accept any value.
@@ -25,14 +24,6 @@ TURN_LIMITS: FunctionInvocationConfiguration = {"max_iterations": 4, "max_functi
 
 class ProviderConfigError(ValueError):
     """The SupportAgent's model settings cannot produce a client; the message says what to set."""
-
-
-def secret_env_var(ref: SecretKeyRef) -> str:
-    """Where the operator mounts a Secret key: `CONCIERGE_SECRET_<NAME>_<KEY>`, upper case, `_` for others.
-
-    `{name: openai-credentials, key: apiKey}` → `CONCIERGE_SECRET_OPENAI_CREDENTIALS_APIKEY`.
-    """
-    return "CONCIERGE_SECRET_" + re.sub(r"[^A-Z0-9]", "_", f"{ref.name}_{ref.key}".upper())
 
 
 def api_key(spec: SupportAgentSpec, environ: Mapping[str, str] | None = None) -> str | None:

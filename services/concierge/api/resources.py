@@ -68,6 +68,14 @@ class SecretKeyRef(Model):
     key: str = Field(default="apiKey", min_length=1, description="Key inside the Secret's data.")
 
 
+def secret_env_var(ref: SecretKeyRef) -> str:
+    """Where the operator mounts a Secret key: `CONCIERGE_SECRET_<NAME>_<KEY>`, upper case, `_` for others.
+
+    `{name: openai-credentials, key: apiKey}` → `CONCIERGE_SECRET_OPENAI_CREDENTIALS_APIKEY`.
+    """
+    return "CONCIERGE_SECRET_" + re.sub(r"[^A-Z0-9]", "_", f"{ref.name}_{ref.key}".upper())
+
+
 class ObjectMeta(Model):
     """The parts of Kubernetes metadata that Concierge reads."""
 

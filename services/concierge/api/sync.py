@@ -1,6 +1,7 @@
 """Drive a KnowledgeBase sync through the retrieval service and report its progress.
 
-`concierge up` and `concierge kb sync` call this; the operator triggers the same RPC.
+`concierge up`, `concierge kb sync` and the operator all build the request and read the result
+here, so a knowledge base syncs the same way on a laptop and in a cluster.
 """
 
 from __future__ import annotations
@@ -22,6 +23,19 @@ class SyncResult:
     chunks_written: int = 0
     chunks_total: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, kb: KnowledgeBase, done: retrieval_pb2.SyncKnowledgeBaseResponse) -> SyncResult:
+        """The result reported by the last (`done`) progress message of a sync."""
+        return cls(
+            knowledge_base=kb.key,
+            documents=done.documents_total,
+            changed=done.documents_changed,
+            deleted=done.documents_deleted,
+            chunks_written=done.chunks_written,
+            chunks_total=done.chunks_total,
+            errors=[(e.source, e.reason) for e in done.errors],
+        )
 
 
 def sync_request(kb: KnowledgeBase, base_dir: Path) -> retrieval_pb2.SyncKnowledgeBaseRequest:
@@ -46,10 +60,5 @@ async def sync_knowledge_base(
         if on_progress is not None:
             on_progress(progress)
         if progress.done:
-            result.documents = progress.documents_total
-            result.changed = progress.documents_changed
-            result.deleted = progress.documents_deleted
-            result.chunks_written = progress.chunks_written
-            result.chunks_total = progress.chunks_total
-            result.errors = [(e.source, e.reason) for e in progress.errors]
+            result = SyncResult.of(kb, progress)
     return result

@@ -1,0 +1,5 @@
+"""`python -m concierge_operator` is `concierge-operator`."""
+
+from concierge_operator.main import main
+
+main()

@@ -1,0 +1,129 @@
+"""Kopf handlers: each one is a thin trigger for a level-based reconcile in `reconcile.py`.
+
+Progress and the last handled spec are kept in `concierge.dev/` annotations, events are posted
+only for warnings, and timers act only when a resource needs attention, so an idle cluster
+sees no writes from the operator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import grpc
+import kopf
+
+from concierge.api.resources import API_GROUP, EscalationPolicy, KnowledgeBase, SupportAgent
+from concierge_operator.kube import VERSION, Kube, load_client_config
+from concierge_operator.reconcile import Busy, Reconciler, alive, sync_due
+from concierge_operator.settings import OperatorSettings
+from concierge_operator.status import is_true
+
+FINALIZER = f"{API_GROUP}/cleanup"
+KB = (API_GROUP, VERSION, KnowledgeBase.PLURAL)
+AGENT = (API_GROUP, VERSION, SupportAgent.PLURAL)
+POLICY = (API_GROUP, VERSION, EscalationPolicy.PLURAL)
+AGENT_DEPLOYMENTS = {"app.kubernetes.io/component": "agent", "app.kubernetes.io/managed-by": "concierge-operator"}
+
+
+def required(namespace: str | None) -> str:
+    """The namespace of a namespaced resource (Kopf types it optional for cluster-scoped ones)."""
+    if namespace is None:
+        raise kopf.PermanentError("a Concierge resource without a namespace")
+    return namespace
+
+
+def register(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
+    """Register every handler; the reconciler is built at start-up, once the API client is configured."""
+    state: dict[str, Reconciler] = {}
+
+    def reconciler() -> Reconciler:
+        return state["reconciler"]
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In a pod, the service account; elsewhere, KUBECONFIG: the same as the API client below."""
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=API_GROUP, key="last-handled-configuration"
+        )
+        settings.posting.level = logging.WARNING
+        settings.execution.max_workers = 8
+        state["reconciler"] = Reconciler(Kube(load_client_config()), operator_settings)
+
+    operator_settings = settings
+    retry = settings.retry_seconds
+
+    # --- KnowledgeBase ---------------------------------------------------------------
+
+    @kopf.on.resume(*KB, registry=registry)
+    @kopf.on.create(*KB, registry=registry)
+    @kopf.on.update(*KB, registry=registry)
+    def knowledge_base_changed(namespace: str | None, name: str, **_: Any) -> None:
+        reconciler().reconcile_knowledge_base(required(namespace), name)
+
+    @kopf.timer(*KB, interval=retry, initial_delay=retry, registry=registry)
+    def knowledge_base_due(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+        """Sync again when the refresh interval passed, or a sync or a reference failed (reads nothing otherwise)."""
+        status = dict(body.get("status") or {})
+        if alive(dict(body)) and (sync_due(dict(body)) or not is_true(status.get("conditions") or [], "Ready")):
+            with contextlib.suppress(Busy):
+                reconciler().reconcile_knowledge_base(required(namespace), name, wait=False)
+
+    @kopf.on.delete(*KB, registry=registry)
+    def knowledge_base_deleted(namespace: str | None, name: str, logger: kopf.Logger, **_: Any) -> None:
+        """Delete the knowledge base's rows before the object goes (the finalizer holds it until then)."""
+        try:
+            deleted = reconciler().delete_knowledge_base(required(namespace), name)
+        except grpc.RpcError as err:
+            details = err.details() if isinstance(err, grpc.Call) else str(err)
+            raise kopf.TemporaryError(f"cannot delete the stored documents yet: {details}", delay=retry) from err
+        logger.info("deleted %d documents of %s/%s", deleted, namespace, name)
+
+    # --- EscalationPolicy ------------------------------------------------------------
+
+    @kopf.on.resume(*POLICY, registry=registry)
+    @kopf.on.create(*POLICY, registry=registry)
+    @kopf.on.update(*POLICY, registry=registry)
+    def policy_changed(namespace: str | None, name: str, **_: Any) -> None:
+        reconciler().reconcile_policy(required(namespace), name)
+
+    @kopf.on.delete(*POLICY, optional=True, registry=registry)
+    def policy_deleted(namespace: str | None, name: str, **_: Any) -> None:
+        reconciler().reconcile_dependents(required(namespace), "escalationPolicy", name)
+
+    @kopf.timer(*POLICY, interval=retry, initial_delay=retry, registry=registry)
+    def policy_not_ready(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+        if alive(dict(body)) and not is_true(dict(body.get("status") or {}).get("conditions") or [], "Ready"):
+            with contextlib.suppress(Busy):
+                reconciler().reconcile_policy(required(namespace), name, wait=False)
+
+    # --- SupportAgent ----------------------------------------------------------------
+
+    @kopf.on.resume(*AGENT, registry=registry)
+    @kopf.on.create(*AGENT, registry=registry)
+    @kopf.on.update(*AGENT, registry=registry)
+    def agent_changed(namespace: str | None, name: str, **_: Any) -> None:
+        reconciler().reconcile_agent(required(namespace), name)
+
+    @kopf.timer(*AGENT, interval=retry, initial_delay=retry, registry=registry)
+    def agent_not_ready(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+        """Retry an agent whose references (a Secret, say) were missing; nothing to do for a ready one."""
+        status = dict(body.get("status") or {})
+        generation = body.get("metadata", {}).get("generation")
+        if alive(dict(body)) and not is_true(status.get("conditions") or [], "Ready", generation):
+            with contextlib.suppress(Busy):
+                reconciler().reconcile_agent(required(namespace), name, wait=False)
+
+    @kopf.on.event("apps", "v1", "deployments", labels=AGENT_DEPLOYMENTS, registry=registry)
+    def agent_deployment_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+        agent = body.get("metadata", {}).get("labels", {}).get("concierge.dev/agent")
+        if agent and namespace:
+            ready = int(dict(body.get("status") or {}).get("readyReplicas") or 0)
+            reconciler().record_ready_replicas(namespace, agent, ready)

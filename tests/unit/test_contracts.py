@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from concierge.api.crds import all_crds, render
+from concierge.api.crds import all_crds, render, render_for_chart
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +33,18 @@ def test_committed_grpc_stubs_match_the_proto_files(tmp_path: Path) -> None:
 def test_committed_crds_match_the_resource_models() -> None:
     stale = [name for name, d in all_crds().items() if (ROOT / "crds" / name).read_text() != render(d)]
     assert not stale, f"crds/ out of date, run `make crds`: {stale}"
+
+
+def test_crds_chart_ships_the_generated_crds_kept_on_uninstall() -> None:
+    templates = ROOT / "charts" / "concierge-crds" / "templates"
+    shipped = sorted(p.name for p in templates.glob("*.yaml"))
+    assert shipped == sorted(all_crds()), f"{templates} holds {shipped}; run `make crds`"
+    stale = [name for name, d in all_crds().items() if (templates / name).read_text() != render_for_chart(d)]
+    assert not stale, f"the concierge-crds chart's copies are out of date, run `make crds`: {stale}"
+    for name in shipped:
+        kept = yaml.safe_load((templates / name).read_text())
+        assert kept["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}, name
+        assert kept["spec"] == yaml.safe_load((ROOT / "crds" / name).read_text())["spec"], name
 
 
 def test_crds_are_structural_with_short_names_and_printer_columns() -> None:

@@ -26,7 +26,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 EXIT_INVALID = 2
-CRDS_DIR = Path(__file__).resolve().parents[3] / "crds"
+ROOT = Path(__file__).resolve().parents[3]
+CRDS_DIR = ROOT / "crds"
+CHART_CRDS_DIR = ROOT / "charts" / "concierge-crds" / "templates"
 
 
 class ServiceName(StrEnum):
@@ -93,20 +95,27 @@ def validate(files: list[Path] = typer.Argument(..., help="Resource YAML files o
 @app.command()
 def crds(
     out: Path = typer.Option(CRDS_DIR, "--out", "-o", help="Folder to write the CRD YAML into."),
-    check: bool = typer.Option(False, help="Only check that the files in --out are current (exit 1 if not)."),
+    chart_out: Path = typer.Option(
+        CHART_CRDS_DIR, "--chart-out", help="Templates folder of the concierge-crds chart (its copies)."
+    ),
+    check: bool = typer.Option(
+        False, help="Only check that the files in --out and --chart-out are current (exit 1 if not)."
+    ),
 ) -> None:
-    """Write the CustomResourceDefinitions generated from the resource models."""
-    from concierge.api.crds import all_crds, render
+    """Write the CustomResourceDefinitions generated from the resource models, and the chart's copies."""
+    from concierge.api.crds import all_crds, render, render_for_chart
 
-    stale = []
-    out.mkdir(parents=True, exist_ok=True)
+    files: dict[Path, str] = {}
     for name, definition in all_crds().items():
-        text = render(definition)
-        path = out / name
+        files[out / name] = render(definition)
+        files[chart_out / name] = render_for_chart(definition)
+    stale = []
+    for path, text in files.items():
         if check:
             if not path.is_file() or path.read_text() != text:
                 stale.append(str(path))
             continue
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         console.print(f"wrote {path}", highlight=False)
     if stale:

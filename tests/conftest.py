@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from concierge.api.loader import load_paths
+from concierge.api.sync import SyncResult, sync_knowledge_base
 from concierge.common.grpcio import create_channel
 from concierge.db import migrate
 from concierge.local.postgres import EmbeddedPostgres, start_embedded_postgres
 from concierge.local.processes import ServiceProcess, start_service
-from concierge.api.sync import SyncResult, sync_knowledge_base
 from concierge.v1 import retrieval_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import psycopg
 import yaml
 from kubernetes import client, config
 
@@ -203,3 +204,59 @@ def start_operator_cluster(
     operator.start()
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     return OperatorCluster(cluster=cluster, operator=operator, api=api)
+
+
+# --- resources the tests apply -------------------------------------------------------
+
+KB_PLURAL, AGENT_PLURAL, POLICY_PLURAL = "knowledgebases", "supportagents", "escalationpolicies"
+
+
+def knowledge_base(namespace: str, name: str, *titles: str, model: str = "all-MiniLM-L6-v2") -> dict[str, Any]:
+    return {
+        "apiVersion": "concierge.dev/v1alpha1",
+        "kind": "KnowledgeBase",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "description": f"{name} answers",
+            "embedding": {"model": model},
+            "sources": [
+                {
+                    "name": "faq",
+                    "inline": [
+                        {"title": t, "content": f"# {t}\n\nThe {t.lower()} policy allows returns within 30 days."}
+                        for t in titles
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def support_agent(namespace: str, name: str, kbs: list[str], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "concierge.dev/v1alpha1",
+        "kind": "SupportAgent",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"displayName": name.title(), "knowledgeBases": kbs, **spec},
+    }
+
+
+def policy(namespace: str, name: str, message: str = "A person will take over.") -> dict[str, Any]:
+    return {
+        "apiVersion": "concierge.dev/v1alpha1",
+        "kind": "EscalationPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"customerMessage": message},
+    }
+
+
+def owner_uids(obj: Any) -> set[str]:
+    return {ref.uid for ref in obj.metadata.owner_references or []}
+
+
+def stored_documents(postgres_url: str, tenant: str, kb: str) -> int:
+    with psycopg.connect(postgres_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM documents WHERE tenant = %s AND knowledge_base = %s", (tenant, kb)
+        ).fetchone()
+    return int(row[0]) if row else 0

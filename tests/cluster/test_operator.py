@@ -6,67 +6,24 @@ import base64
 import time
 from typing import Any
 
-import psycopg
 import pytest
 import yaml
 
-from cluster.operator import OperatorCluster, wait_for
+from cluster.operator import (
+    AGENT_PLURAL,
+    KB_PLURAL,
+    POLICY_PLURAL,
+    OperatorCluster,
+    knowledge_base,
+    owner_uids,
+    policy,
+    stored_documents,
+    support_agent,
+    wait_for,
+)
 from concierge.api.loader import parse_documents
 
 pytestmark = pytest.mark.cluster
-
-KB_PLURAL, AGENT_PLURAL, POLICY_PLURAL = "knowledgebases", "supportagents", "escalationpolicies"
-
-
-def knowledge_base(namespace: str, name: str, *titles: str, model: str = "all-MiniLM-L6-v2") -> dict[str, Any]:
-    return {
-        "apiVersion": "concierge.dev/v1alpha1",
-        "kind": "KnowledgeBase",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "description": f"{name} answers",
-            "embedding": {"model": model},
-            "sources": [
-                {
-                    "name": "faq",
-                    "inline": [
-                        {"title": t, "content": f"# {t}\n\nThe {t.lower()} policy allows returns within 30 days."}
-                        for t in titles
-                    ],
-                }
-            ],
-        },
-    }
-
-
-def support_agent(namespace: str, name: str, kbs: list[str], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "concierge.dev/v1alpha1",
-        "kind": "SupportAgent",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"displayName": name.title(), "knowledgeBases": kbs, **spec},
-    }
-
-
-def policy(namespace: str, name: str, message: str = "A person will take over.") -> dict[str, Any]:
-    return {
-        "apiVersion": "concierge.dev/v1alpha1",
-        "kind": "EscalationPolicy",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"customerMessage": message},
-    }
-
-
-def owner_uids(obj: Any) -> set[str]:
-    return {ref.uid for ref in obj.metadata.owner_references or []}
-
-
-def stored_documents(postgres_url: str, tenant: str, kb: str) -> int:
-    with psycopg.connect(postgres_url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM documents WHERE tenant = %s AND knowledge_base = %s", (tenant, kb)
-        ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def test_knowledge_base_gets_tenant_services_a_sync_and_a_clean_deletion(
@@ -80,7 +37,8 @@ def test_knowledge_base_gets_tenant_services_a_sync_and_a_clean_deletion(
     assert kb is not None
     status = kb["status"]
     assert (status["phase"], status["documentCount"], status["observedGeneration"]) == ("Ready", 2, 1)
-    assert status["chunkCount"] >= 2 and status["lastSyncTime"]
+    assert status["chunkCount"] >= 2
+    assert status["lastSyncTime"]
     assert stored_documents(postgres_url, ns, "faq") == 2
     assert "concierge.dev/cleanup" in kb["metadata"]["finalizers"]
 
@@ -90,7 +48,8 @@ def test_knowledge_base_gets_tenant_services_a_sync_and_a_clean_deletion(
         assert owner_uids(deployment) == {uid}
         container = deployment.spec.template.spec.containers[0]
         assert container.args[:2] == ["serve", name.removeprefix("concierge-")]
-        assert container.security_context.read_only_root_filesystem and container.security_context.run_as_non_root
+        assert container.security_context.read_only_root_filesystem
+        assert container.security_context.run_as_non_root
         assert deployment.spec.replicas is None or deployment.spec.replicas == 1  # the HPA owns replicas
         assert oc.core.read_namespaced_service(name, ns).spec.ports[0].port == 50051
     retrieval_env = {
@@ -106,7 +65,8 @@ def test_knowledge_base_gets_tenant_services_a_sync_and_a_clean_deletion(
     oc.apply(knowledge_base(ns, "faq", "Returns", "Shipping", "Warranty"))
     oc.wait_condition(KB_PLURAL, ns, "faq", "Synced", "True", timeout=60)
     kb = oc.get(KB_PLURAL, ns, "faq")
-    assert kb is not None and kb["status"]["documentCount"] == 3 and kb["status"]["observedGeneration"] == 2
+    assert kb is not None
+    assert (kb["status"]["documentCount"], kb["status"]["observedGeneration"]) == (3, 2)
 
     # Deleting it removes its rows first (the finalizer), then the object, then (GC) the tenant services.
     oc.cluster.kubectl("delete", "kb", "faq", "-n", ns, "--wait=false")
@@ -123,7 +83,8 @@ def test_unknown_embedding_model_is_reported_not_retried_blindly(operator_cluste
     oc.apply(knowledge_base(ns, "gemma", "Returns", model="embeddinggemma-300m"))
     ready = oc.wait_condition(KB_PLURAL, ns, "gemma", "Ready", "False")
     assert ready["reason"] == "UnknownEmbeddingModel"
-    assert "embeddinggemma-300m" in ready["message"] and "all-MiniLM-L6-v2" in ready["message"]
+    assert "embeddinggemma-300m" in ready["message"]
+    assert "all-MiniLM-L6-v2" in ready["message"]
 
 
 def test_agent_ready_follows_its_references_and_its_objects_follow_the_spec(
@@ -163,9 +124,11 @@ def test_agent_ready_follows_its_references_and_its_objects_follow_the_spec(
     name = "concierge-agent-helper"
     config_map = oc.core.read_namespaced_config_map(name, ns)
     loaded, problems = parse_documents_from(config_map.data["resources.yaml"])
-    assert not problems and {type(r).__name__ for r in loaded} == {"SupportAgent", "KnowledgeBase", "EscalationPolicy"}
+    assert not problems
+    assert {type(r).__name__ for r in loaded} == {"SupportAgent", "KnowledgeBase", "EscalationPolicy"}
     deployment = oc.apps.read_namespaced_deployment(name, ns)
-    assert owner_uids(deployment) == {uid} and deployment.metadata.owner_references[0].controller
+    assert owner_uids(deployment) == {uid}
+    assert deployment.metadata.owner_references[0].controller
     container = deployment.spec.template.spec.containers[0]
     env = {e.name: e for e in container.env}
     assert env["CONCIERGE_SECRET_LLM_APIKEY"].value_from.secret_key_ref.name == "llm"

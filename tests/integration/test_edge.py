@@ -11,8 +11,8 @@ import httpx
 import pytest
 import websockets
 
-from concierge.local.processes import ServiceProcess
 from concierge.api.sync import SyncResult
+from concierge.local.processes import ServiceProcess
 
 pytestmark = pytest.mark.usefixtures("acme_synced")
 

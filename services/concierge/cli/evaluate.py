@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from concierge.api.resources import KnowledgeBase
+from concierge.api.sync import sync_knowledge_base
 from concierge.common.grpcio import create_channel
 from concierge.evaluation import retrieval as evaluation
 from concierge.evaluation.questions import Question, QuestionFileError, load_questions
 from concierge.local.session import retrieval_address
-from concierge.api.sync import sync_knowledge_base
 from concierge.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 app = typer.Typer(help="Measure retrieval and answer quality on a question set.", no_args_is_help=True)

@@ -25,11 +25,11 @@ from rich.table import Table
 
 from concierge.api.loader import ResourceSet, dump
 from concierge.api.resources import KnowledgeBase
+from concierge.api.sync import SyncResult, sync_knowledge_base
 from concierge.common.grpcio import create_channel
 from concierge.db import migrate
 from concierge.local.postgres import EmbeddedPostgres, start_embedded_postgres
 from concierge.local.processes import ServiceFailed, ServiceProcess, free_port, start_service
-from concierge.api.sync import SyncResult, sync_knowledge_base
 from concierge.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

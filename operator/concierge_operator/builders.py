@@ -31,6 +31,7 @@ from concierge.api.resources import (
     SupportAgent,
     secret_env_var,
 )
+from concierge.api.routes import ROUTES_CONFIGMAP, ROUTES_KEY, Route, RouteTable
 from concierge_operator.settings import GRPC_PORT, OperatorSettings
 
 Object = dict[str, Any]
@@ -410,3 +411,26 @@ def agent_objects(
 
 def agent_endpoint(agent: SupportAgent) -> str:
     return f"{agent_object_name(agent.name)}.{agent.namespace}.svc:{GRPC_PORT}"
+
+
+def route_table(agents: Sequence[SupportAgent], release_namespace: str) -> Object:
+    """The ConfigMap the edge mounts to route chats: every given (ready) agent and its tenant's memory."""
+    table = RouteTable(
+        agents=[
+            Route(
+                tenant=a.namespace,
+                name=a.name,
+                display_name=a.spec.display_name,
+                greeting=a.spec.greeting,
+                agent_address=agent_endpoint(a),
+                memory_address=f"{MEMORY}.{a.namespace}.svc:{GRPC_PORT}",
+            )
+            for a in sorted(agents, key=lambda a: (a.namespace, a.name))
+        ]
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(ROUTES_CONFIGMAP, release_namespace, "routes", []),
+        "data": {ROUTES_KEY: table.model_dump_json(by_alias=True, indent=1)},
+    }

@@ -56,6 +56,8 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Non
         settings.posting.level = logging.WARNING
         settings.execution.max_workers = 8
         state["reconciler"] = Reconciler(Kube(load_client_config()), operator_settings)
+        # Agents deleted while the operator was down leave the route table stale until now.
+        state["reconciler"].publish_routes()
 
     operator_settings = settings
     retry = settings.retry_seconds
@@ -111,6 +113,11 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Non
     @kopf.on.update(*AGENT, registry=registry)
     def agent_changed(namespace: str | None, name: str, **_: Any) -> None:
         reconciler().reconcile_agent(required(namespace), name)
+
+    @kopf.on.delete(*AGENT, optional=True, registry=registry)
+    def agent_deleted(**_: Any) -> None:
+        """The GC removes what the agent owned; the route table must drop it now."""
+        reconciler().publish_routes()
 
     @kopf.timer(*AGENT, interval=retry, initial_delay=retry, registry=registry)
     def agent_not_ready(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:

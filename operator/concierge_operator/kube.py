@@ -93,6 +93,10 @@ class Kube:
         listed = cast(Object, self.custom.list_namespaced_custom_object(API_GROUP, VERSION, namespace, plural))
         return cast(list[Object], listed.get("items", []))
 
+    def list_all_custom(self, plural: str) -> list[Object]:
+        listed = cast(Object, self.custom.list_cluster_custom_object(API_GROUP, VERSION, plural))
+        return cast(list[Object], listed.get("items", []))
+
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patch the status subresource (the caller decided it changed)."""
         self.custom.patch_namespaced_custom_object_status(

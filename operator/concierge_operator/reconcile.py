@@ -98,6 +98,7 @@ class Reconciler:
         self._locks: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
+        self._routes_lock = threading.Lock()
 
     @contextmanager
     def locked(self, kind: str, namespace: str, name: str, wait: bool = True) -> Iterator[None]:
@@ -350,6 +351,11 @@ class Reconciler:
         return missing, knowledge_bases, policy
 
     def reconcile_agent(self, namespace: str, name: str, wait: bool = True) -> None:
+        """Apply the agent's objects when its references resolve; then refresh the edge's route table."""
+        self._reconcile_agent(namespace, name, wait)
+        self.publish_routes()
+
+    def _reconcile_agent(self, namespace: str, name: str, wait: bool) -> None:
         with self.locked("agent", namespace, name, wait):
             body = self.kube.get_custom(AGENT, namespace, name)
             if body is None or not alive(body):
@@ -387,6 +393,19 @@ class Reconciler:
                     "observedGeneration": generation,
                 },
             )
+
+    def publish_routes(self) -> bool:
+        """Write the edge's route table (every Ready agent of every namespace) if it changed."""
+        with self._routes_lock:
+            ready = [
+                parse(SupportAgent, body)
+                for body in self.kube.list_all_custom(AGENT)
+                if alive(body)
+                and is_true(
+                    (body.get("status") or {}).get("conditions") or [], "Ready", body["metadata"].get("generation")
+                )
+            ]
+            return self.kube.apply(builders.route_table(ready, self.settings.namespace))
 
     def record_ready_replicas(self, namespace: str, agent_name: str, ready: int) -> None:
         """Copy an agent Deployment's ready replicas into the agent's status (kubectl get column)."""

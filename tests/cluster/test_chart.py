@@ -206,6 +206,31 @@ def test_all_options_add_redis_a_second_model_autoscalers_and_budgets(all_on: li
     assert url.endswith(f"@concierge-redis.{NAMESPACE}.svc:6379/0")
 
 
+@pytest.mark.parametrize("values", ["default", "all_on"])
+def test_edge_reads_the_operators_route_table_and_no_hard_wired_agent(
+    values: str, request: pytest.FixtureRequest
+) -> None:
+    manifests: list[Manifest] = request.getfixturevalue(values)
+    pod = find(manifests, "Deployment", "concierge-edge")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = env_of(container)
+    assert env["CONCIERGE_ROUTES_FILE"] == "/etc/concierge/routes/routes.json"
+    laptop_only = {"CONCIERGE_AGENT_ADDRESS", "CONCIERGE_MEMORY_ADDRESS", "CONCIERGE_RESOURCES_DIR"}
+    assert not laptop_only & env.keys(), "the edge in a cluster routes by the operator's table only"
+    assert {"name": "routes", "mountPath": "/etc/concierge/routes", "readOnly": True} in container["volumeMounts"]
+    assert not any("subPath" in m for m in container["volumeMounts"]), "a subPath mount is never refreshed"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    # Optional: edge pods start before the operator has published the table.
+    assert volumes["routes"] == {"name": "routes", "configMap": {"name": "concierge-routes", "optional": True}}
+    assert sorted(volumes) == ["routes", "tmp"]
+    if values == "default":
+        assert env["CONCIERGE_DEFAULT_TENANT"] == "acme"
+        assert "CONCIERGE_UI_DIR" not in env, "empty uiDir: the image's own CONCIERGE_UI_DIR (/app/ui)"
+    else:
+        assert "CONCIERGE_DEFAULT_TENANT" not in env
+        assert env["CONCIERGE_UI_DIR"] == "/app/ui"
+
+
 IMAGES = {"default": "ghcr.io/example/concierge:0.1.0", "all_on": "registry.example.com/concierge:0.1.0-rc.1"}
 
 
@@ -354,6 +379,9 @@ def test_network_policies_deny_by_default_and_allow_only_the_documented_paths(al
     assert policies["postgres"]["ingress"] == [{"from": [tenants], "ports": [{"port": "postgres", "protocol": "TCP"}]}]
     same_namespace = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "concierge"}}}
     assert policies["redis"]["ingress"] == [{"from": [same_namespace], "ports": [{"port": "redis", "protocol": "TCP"}]}]
+    # Ingress only: the edge reaches every tenant's agent and memory services (port 50051 in the tenant
+    # namespaces, admitted there by the operator's per-tenant NetworkPolicy) without an egress rule.
+    assert all(p["policyTypes"] == ["Ingress"] for p in policies.values()), policies
 
 
 def test_without_network_policies_none_render_and_the_operator_is_told(helm: Helm) -> None:
@@ -395,6 +423,8 @@ BAD_VALUES: list[tuple[str, list[str], str]] = [
     ("port out of range", ["--set", "edge.service.port=70000"], "/edge/service/port"),
     ("password unsafe in a URL", ["--set", "postgres.auth.password=p@ss word"], "/postgres/auth/password"),
     ("no model", ["--set-json", "embedding.models=[]"], "/embedding/models"),
+    ("hard-wired agent, now the route table", ["--set", "edge.agentAddress=a:50051"], "'agentAddress' not allowed"),
+    ("edge resources, now the route table", ["--set", "edge.resourcesConfigMap=x"], "'resourcesConfigMap' not allowed"),
     (
         "no database at all",
         ["--set", "postgres.enabled=false"],
@@ -485,6 +515,10 @@ def test_generated_database_password_survives_an_upgrade_and_notes_give_the_next
         assert f"kubectl port-forward -n {namespace} svc/kept-concierge-edge 8080:80" in notes
         assert "kubectl apply -f examples/acme/" in notes
         assert "kubectl get kb,sagent,escpol -A" in notes
+        assert "create configmap" not in notes, "the edge needs no ConfigMap of resources"
+        assert "kubectl get sagent -A" in notes
+        assert "X-Concierge-Tenant" in notes
+        assert "?tenant=" in notes
         secret = json.loads(
             crds_installed.kubectl("get", "secret", "kept-concierge-database", "-n", namespace, "-o", "json").stdout
         )

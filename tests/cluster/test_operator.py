@@ -13,6 +13,7 @@ from cluster.operator import (
     AGENT_PLURAL,
     KB_PLURAL,
     POLICY_PLURAL,
+    RELEASE_NAMESPACE,
     OperatorCluster,
     knowledge_base,
     owner_uids,
@@ -22,6 +23,7 @@ from cluster.operator import (
     wait_for,
 )
 from concierge.api.loader import parse_documents
+from concierge.api.routes import ROUTES_CONFIGMAP, ROUTES_KEY, RouteTable
 
 pytestmark = pytest.mark.cluster
 
@@ -120,6 +122,7 @@ def test_agent_ready_follows_its_references_and_its_objects_follow_the_spec(
     assert body is not None
     assert body["status"]["endpoint"] == f"concierge-agent-helper.{ns}.svc:50051"
     uid = body["metadata"]["uid"]
+    assert ("op-agent", "helper", f"concierge-agent-helper.{ns}.svc:50051") in published_routes(oc)
 
     name = "concierge-agent-helper"
     config_map = oc.core.read_namespaced_config_map(name, ns)
@@ -184,9 +187,11 @@ def test_agent_ready_follows_its_references_and_its_objects_follow_the_spec(
         "the policy change to roll the agent",
     )
 
-    # Losing a reference makes it not Ready again; deleting the agent lets the GC remove what it owned.
+    # Losing a reference makes it not Ready again (and unroutable); deleting the agent lets the GC
+    # remove what it owned.
     oc.cluster.kubectl("delete", "kb", "faq", "-n", ns)
     oc.wait_condition(AGENT_PLURAL, ns, "helper", "Ready", "False")
+    wait_for(lambda: not any(r[:2] == (ns, "helper") for r in published_routes(oc)), "the route to go")
     oc.cluster.kubectl("delete", "sagent", "helper", "-n", ns)
     wait_for(
         lambda: (
@@ -195,6 +200,12 @@ def test_agent_ready_follows_its_references_and_its_objects_follow_the_spec(
         ),
         "the garbage collector to remove the agent's objects",
     )
+
+
+def published_routes(oc: OperatorCluster) -> set[tuple[str, str, str]]:
+    """(tenant, agent, address) of each agent in the edge's route table."""
+    data = oc.core.read_namespaced_config_map(ROUTES_CONFIGMAP, RELEASE_NAMESPACE).data[ROUTES_KEY]
+    return {(r.tenant, r.name, r.agent_address) for r in RouteTable.model_validate_json(data).agents}
 
 
 def parse_documents_from(text: str) -> tuple[list[Any], list[str]]:

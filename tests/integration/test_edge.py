@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 
+from concierge.api.routes import Route, RouteTable
 from concierge.api.sync import SyncResult
-from concierge.local.processes import ServiceProcess
+from concierge.local.processes import ServiceProcess, start_service
 
 pytestmark = pytest.mark.usefixtures("acme_synced")
 
@@ -126,3 +128,61 @@ def test_health_endpoints_and_openapi(edge_service: ServiceProcess) -> None:
     assert ready["checks"] == {"memory": "SERVING", "agent": "SERVING"}
     paths = httpx.get(f"{edge_service.url}/openapi.json").json()["paths"]
     assert "/api/v1/sessions/{session_id}/messages" in paths
+
+
+def test_edge_routes_by_the_operators_route_table(
+    state_dir: Path, agent_service: ServiceProcess, memory_service: ServiceProcess
+) -> None:
+    """Cluster mode: agents come from the published route table, which the edge re-reads when it changes."""
+    routes = state_dir / "routes" / "routes.json"
+    routes.parent.mkdir(parents=True, exist_ok=True)
+    acme = Route(
+        tenant="acme",
+        name="acme-support",
+        display_name="Acme Support",
+        greeting="Hi!",
+        agent_address=agent_service.address,
+        memory_address=memory_service.address,
+    )
+    routes.write_text(RouteTable(agents=[]).model_dump_json(by_alias=True))
+    edge = start_service("edge", env={"CONCIERGE_ROUTES_FILE": str(routes)}, log_dir=state_dir / "logs")
+    try:
+        edge.wait_ready()
+        api = httpx.Client(base_url=f"{edge.url}/api/v1", headers={"X-Concierge-Tenant": "acme"}, timeout=30)
+        assert httpx.get(f"{edge.url}/readyz").json()["checks"] == {"routes": "SERVING"}
+        assert api.get("/agents").json()["items"] == []
+        missing = api.post("/sessions", json={"agent": "acme-support"})
+        assert missing.status_code == 404
+
+        routes.write_text(RouteTable(agents=[acme]).model_dump_json(by_alias=True))
+        time.sleep(1.1)  # the edge looks at the file's mtime at most once a second
+        assert [a["displayName"] for a in api.get("/agents").json()["items"]] == ["Acme Support"]
+        assert api.get("/agents", headers={"X-Concierge-Tenant": "globex"}).json()["items"] == []
+        session = api.post("/sessions", json={"agent": "acme-support"})
+        assert session.status_code == 201, session.text
+        reply = api.post(
+            f"/sessions/{session.json()['id']}/messages",
+            json={"clientMessageId": str(uuid.uuid4()), "text": "How long is the warranty?"},
+        )
+        assert reply.status_code == 202
+        assert wait_for_answer(api, session.json()["id"])
+
+        routes.write_text("{not json")
+        time.sleep(1.1)
+        ready = httpx.get(f"{edge.url}/readyz")
+        assert ready.status_code == 503
+        assert "invalid" in ready.json()["checks"]["routes"]
+        assert len(api.get("/agents").json()["items"]) == 1  # the last good table keeps serving
+    finally:
+        edge.stop()
+
+
+def wait_for_answer(api: httpx.Client, session_id: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        messages = api.get(f"/sessions/{session_id}/messages").json()["items"]
+        answers = [m["text"] for m in messages if m["role"] == "assistant"]
+        if answers:
+            return str(answers[0])
+        time.sleep(0.2)
+    raise AssertionError("no answer stored")

@@ -106,7 +106,7 @@ async def until(condition: Callable[[], bool]) -> None:
 
 async def test_answers_of_one_session_run_one_at_a_time_in_order() -> None:
     agent, hub = ScriptedAgent(["a"]), SessionHub()
-    runner = TurnRunner(agent, hub, timeout=5)  # type: ignore[arg-type]
+    runner = TurnRunner(lambda _tenant, _agent: agent, hub, timeout=5)  # type: ignore[arg-type,return-value]
     with hub.subscribe("s1") as sub:
         for i in range(3):
             assert runner.start("acme", "bot", user_message(f"m{i}"))
@@ -121,7 +121,7 @@ async def test_answers_of_one_session_run_one_at_a_time_in_order() -> None:
 
 async def test_a_message_already_being_answered_is_not_answered_twice() -> None:
     agent, hub = ScriptedAgent(["a"]), SessionHub()
-    runner = TurnRunner(agent, hub, timeout=5)  # type: ignore[arg-type]
+    runner = TurnRunner(lambda _tenant, _agent: agent, hub, timeout=5)  # type: ignore[arg-type,return-value]
     assert runner.start("acme", "bot", user_message("m1"))
     assert not runner.start("acme", "bot", user_message("m1"))
     agent.release.set()
@@ -134,7 +134,7 @@ async def test_a_message_already_being_answered_is_not_answered_twice() -> None:
 async def test_text_deltas_carry_their_offset_in_the_answer() -> None:
     agent, hub = ScriptedAgent(["Thirty ", "days", "."]), SessionHub()
     agent.release.set()
-    runner = TurnRunner(agent, hub, timeout=5)  # type: ignore[arg-type]
+    runner = TurnRunner(lambda _tenant, _agent: agent, hub, timeout=5)  # type: ignore[arg-type,return-value]
     with hub.subscribe("s1") as sub:
         runner.start("acme", "bot", user_message("m1"))
         await runner.drain()

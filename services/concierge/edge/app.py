@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import grpc
@@ -19,11 +19,11 @@ from fastapi.staticfiles import StaticFiles
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
-from concierge.api.loader import ResourceSet, describe_errors, load_paths
-from concierge.common.grpcio import create_channel
+from concierge.api.loader import describe_errors
 from concierge.edge import problems
 from concierge.edge.hub import Frame, SessionHub
 from concierge.edge.problems import Problem, grpc_problem
+from concierge.edge.routes import Channels, Routes
 from concierge.edge.schemas import (
     AgentList,
     AgentOut,
@@ -51,19 +51,35 @@ class Backend:
     """Long-lived clients and state shared by every request."""
 
     settings: EdgeSettings
-    resources: ResourceSet
-    memory: memory_pb2_grpc.MemoryServiceAsyncStub
-    agent: agent_pb2_grpc.AgentServiceAsyncStub
-    health: dict[str, health_pb2_grpc.HealthStub]
+    routes: Routes
+    channels: Channels
     hub: SessionHub
-    turns: TurnRunner
+    turns: TurnRunner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.turns = TurnRunner(self.agent, self.hub, self.settings.turn_timeout_seconds)
 
     def agents_of(self, tenant: str) -> list[AgentOut]:
         return [
-            AgentOut(name=a.name, namespace=a.namespace, display_name=a.spec.display_name, greeting=a.spec.greeting)
-            for a in self.resources.agents
-            if a.namespace == tenant
+            AgentOut(name=r.name, namespace=r.tenant, display_name=r.display_name, greeting=r.greeting)
+            for r in self.routes.agents_of(tenant)
         ]
+
+    def memory(self, tenant: str) -> memory_pb2_grpc.MemoryServiceAsyncStub:
+        address = self.routes.memory_address(tenant)
+        if address is None:
+            raise Problem(404, "Tenant not found", f"tenant {tenant!r} has no support agents")
+        return memory_pb2_grpc.MemoryServiceStub(self.channels.get(address))
+
+    def agent(self, tenant: str, name: str) -> agent_pb2_grpc.AgentServiceAsyncStub | None:
+        route = self.routes.agent(tenant, name)
+        return agent_pb2_grpc.AgentServiceStub(self.channels.get(route.agent_address)) if route else None
+
+
+def routes_of(settings: EdgeSettings) -> Routes:
+    if settings.routes_file is not None:
+        return Routes.from_file(settings.routes_file)
+    return Routes.from_resources(*settings.laptop())
 
 
 def resolve_tenant(explicit: str | None, default: str | None) -> str:
@@ -108,7 +124,7 @@ async def accept_message(b: Backend, tenant: str, session: memory_pb2.Session, b
     """Store the customer's message (acknowledged only once stored) and start the answer if new."""
     reply = await _call(
         "memory service",
-        b.memory.AppendMessage(
+        b.memory(tenant).AppendMessage(
             memory_pb2.AppendMessageRequest(
                 tenant=tenant,
                 session_id=session.id,
@@ -128,7 +144,7 @@ async def accept_message(b: Backend, tenant: str, session: memory_pb2.Session, b
 async def get_session(b: Backend, tenant: str, session_id: str) -> memory_pb2.Session:
     reply = await _call(
         "memory service",
-        b.memory.GetSession(
+        b.memory(tenant).GetSession(
             memory_pb2.GetSessionRequest(tenant=tenant, session_id=session_id), timeout=b.settings.rpc_timeout_seconds
         ),
     )
@@ -157,7 +173,7 @@ async def create_session(body: SessionCreate, b: BackendDep, tenant: TenantDep) 
         )
     reply = await _call(
         "memory service",
-        b.memory.CreateSession(
+        b.memory(tenant).CreateSession(
             memory_pb2.CreateSessionRequest(tenant=tenant, agent=body.agent), timeout=b.settings.rpc_timeout_seconds
         ),
     )
@@ -189,7 +205,7 @@ async def list_messages(
     """The conversation, oldest first, paged by sequence number."""
     reply = await _call(
         "memory service",
-        b.memory.ListMessages(
+        b.memory(tenant).ListMessages(
             memory_pb2.ListMessagesRequest(tenant=tenant, session_id=session_id, after_seq=after, limit=limit),
             timeout=b.settings.rpc_timeout_seconds,
         ),
@@ -290,26 +306,12 @@ def _not_sent(client_message_id: object, code: str, message: str, *, retryable: 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: EdgeSettings = app.state.settings
-    memory_channel = create_channel(settings.memory_address)
-    agent_channel = create_channel(settings.agent_address)
-    hub = SessionHub()
-    agent = agent_pb2_grpc.AgentServiceStub(agent_channel)
-    app.state.backend = Backend(
-        settings=settings,
-        resources=load_paths([settings.resources_dir]),
-        memory=memory_pb2_grpc.MemoryServiceStub(memory_channel),
-        agent=agent,
-        health={
-            "memory": health_pb2_grpc.HealthStub(memory_channel),
-            "agent": health_pb2_grpc.HealthStub(agent_channel),
-        },
-        hub=hub,
-        turns=TurnRunner(agent, hub, settings.turn_timeout_seconds),
-    )
+    channels = Channels()
+    backend = Backend(settings=settings, routes=routes_of(settings), channels=channels, hub=SessionHub())
+    app.state.backend = backend
     yield
-    await app.state.backend.turns.drain()
-    await memory_channel.close()
-    await agent_channel.close()
+    await backend.turns.drain()
+    await channels.close()
 
 
 def create_app(settings: EdgeSettings) -> FastAPI:
@@ -330,15 +332,23 @@ def create_app(settings: EdgeSettings) -> FastAPI:
 
     @app.get("/readyz", tags=["health"], response_model=None)
     async def readyz(request: Request) -> JSONResponse | dict[str, Any]:
-        """Readiness: the agent and memory services answer their health checks."""
+        """Readiness: on a laptop the agent and memory services answer their health checks; in a
+        cluster the route table is readable (one tenant's services being down must not take the
+        edge out of every tenant's rotation)."""
         b = backend(request)
         checks: dict[str, str] = {}
-        for name, stub in b.health.items():
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2.0)
-                checks[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-            except grpc.aio.AioRpcError as err:
-                checks[name] = err.code().name
+        if b.settings.routes_file is not None:
+            b.routes.agents_of("")
+            checks["routes"] = b.routes.problem or "SERVING"
+        else:
+            _, agent_address, memory_address = b.settings.laptop()
+            for name, address in (("memory", memory_address), ("agent", agent_address)):
+                stub = health_pb2_grpc.HealthStub(b.channels.get(address))
+                try:
+                    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2.0)
+                    checks[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+                except grpc.aio.AioRpcError as err:
+                    checks[name] = err.code().name
         ready = all(v == "SERVING" for v in checks.values())
         body = {"status": "ready" if ready else "not ready", "checks": checks}
         return body if ready else JSONResponse(body, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -77,7 +78,12 @@ class TurnRunner:
     stored gets that answer replayed by the agent (a client resending after a lost ack).
     """
 
-    def __init__(self, agent: agent_pb2_grpc.AgentServiceAsyncStub, hub: SessionHub, timeout: float) -> None:
+    def __init__(
+        self,
+        agent: Callable[[str, str], agent_pb2_grpc.AgentServiceAsyncStub | None],
+        hub: SessionHub,
+        timeout: float,
+    ) -> None:
         self._agent, self._hub, self._timeout = agent, hub, timeout
         self._queues: dict[str, deque[_Turn]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -116,8 +122,12 @@ class TurnRunner:
         )
         finished = False
         offset = 0
+        agent = self._agent(turn.tenant, turn.agent)
+        if agent is None:
+            self._hub.publish(session_id, _error(reply_to, "not_found", customer_text("NOT_FOUND")))
+            return
         try:
-            async for event in self._agent.Chat(request, timeout=self._timeout):
+            async for event in agent.Chat(request, timeout=self._timeout):
                 frame = event_frame(event, reply_to)
                 if frame is None:
                     continue

@@ -1,0 +1,29 @@
+"""The route table: which agents each tenant has and where their services listen.
+
+In a cluster the operator publishes it (a ConfigMap in the release namespace, mounted into the
+edge), so the edge routes chats to every tenant's agents without any right to the Kubernetes API.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from concierge.api.resources import Model, Name
+
+ROUTES_CONFIGMAP = "concierge-routes"
+ROUTES_KEY = "routes.json"
+
+
+class Route(Model):
+    """One agent customers of `tenant` can chat with."""
+
+    tenant: Name = Field(description="Namespace of the SupportAgent.")
+    name: Name = Field(description="Name of the SupportAgent.")
+    display_name: str = Field(description="Name shown to customers.")
+    greeting: str = Field(default="", description="First message shown in a new chat.")
+    agent_address: str = Field(min_length=1, description="host:port of the agent's gRPC service.")
+    memory_address: str = Field(min_length=1, description="host:port of the tenant's memory service.")
+
+
+class RouteTable(Model):
+    agents: list[Route] = Field(default_factory=list, description="Every ready agent, sorted by tenant and name.")

@@ -55,11 +55,12 @@ eval: ## Retrieval quality on the Python docs question set, per search mode (doc
 	@scripts/setup.sh python corpus
 	$(BIN)/concierge eval retrieval --questions bench/pydocs-dev.jsonl --corpus $(PYDOCS) --include '**/*.html' --mode all
 
-bench: ## Print speed figures: embedding, ingestion, search at 100k chunks (bench/README.md); asserts nothing
-	@scripts/setup.sh python corpus
+bench: ## Print speed figures: embedding, ingestion, search at 100k chunks, operator (bench/README.md); asserts nothing
+	@scripts/setup.sh python corpus cluster
 	$(BIN)/python bench/embedding.py
 	$(BIN)/python bench/ingest.py --corpus $(PYDOCS)
 	$(BIN)/python bench/search.py --sizes 100000
+	$(BIN)/python bench/kubernetes.py
 
 crds: ## Regenerate crds/ from the resource models
 	$(BIN)/concierge crds

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +41,9 @@ MEMORY = "concierge-memory"
 DATABASE_SECRET = "concierge-database"
 TENANT_POLICY = "concierge-tenant"
 CONFIG_HASH = "concierge.dev/config-hash"
+# ConfigMaps and PersistentVolumeClaims with this label (value "true") in a tenant namespace are
+# mounted read-only into its retrieval pods at `<sources dir>/<name>`: `path: <name>` reads them.
+SOURCE_LABEL = "concierge.dev/knowledge-source"
 RESOURCES_DIR = "/etc/concierge/resources"
 RESOURCES_FILE = "resources.yaml"
 MAX_NAME = 63
@@ -77,11 +79,6 @@ def object_name(prefix: str, name: str) -> str:
 
 def agent_object_name(agent_name: str) -> str:
     return object_name("concierge-agent", agent_name)
-
-
-def model_slug(model: str) -> str:
-    """A model id as a label value and name part: `all-MiniLM-L6-v2` → `all-minilm-l6-v2`."""
-    return re.sub(r"[^a-z0-9-]+", "-", model.lower()).strip("-")[:MAX_NAME]
 
 
 def labels(component: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -259,6 +256,21 @@ class Tenant:
     owners: tuple[Owner, ...]
     embedding_address: str
     database_url: str
+    source_config_maps: tuple[str, ...] = ()
+    source_claims: tuple[str, ...] = ()
+
+
+def source_mounts(tenant: Tenant, sources_dir: str) -> tuple[list[Object], list[Object]]:
+    """Volumes and mounts of the tenant's labelled source ConfigMaps and claims, read-only under `sources_dir`."""
+    volumes: list[Object] = []
+    mounts: list[Object] = []
+    for kind, names in (("configMap", tenant.source_config_maps), ("persistentVolumeClaim", tenant.source_claims)):
+        for name in sorted(names):
+            volume = object_name("source", name)
+            source = {"name": name} if kind == "configMap" else {"claimName": name, "readOnly": True}
+            volumes.append({"name": volume, kind: source})
+            mounts.append({"name": volume, "mountPath": f"{sources_dir.rstrip('/')}/{name}", "readOnly": True})
+    return volumes, mounts
 
 
 def database_env() -> list[Object]:
@@ -269,6 +281,7 @@ def tenant_objects(tenant: Tenant, settings: OperatorSettings) -> list[Object]:
     """Retrieval and memory for one namespace, the database Secret they read, and the NetworkPolicy."""
     owners = [o.reference(controller=False) for o in tenant.owners]
     ns = tenant.namespace
+    volumes, mounts = source_mounts(tenant, settings.sources_dir)
     retrieval_env = [
         *database_env(),
         *env_list({"CONCIERGE_EMBEDDING_ADDRESS": tenant.embedding_address}),
@@ -281,7 +294,7 @@ def tenant_objects(tenant: Tenant, settings: OperatorSettings) -> list[Object]:
             "type": "Opaque",
             "data": {"url": base64.b64encode(tenant.database_url.encode()).decode()},
         },
-        service_deployment(RETRIEVAL, ns, "retrieval", owners, settings, retrieval_env),
+        service_deployment(RETRIEVAL, ns, "retrieval", owners, settings, retrieval_env, volumes=volumes, mounts=mounts),
         grpc_service(RETRIEVAL, ns, "retrieval", owners),
         autoscaler(RETRIEVAL, ns, "retrieval", owners, 1, 3, 70),
         service_deployment(MEMORY, ns, "memory", owners, settings, database_env()),
@@ -317,13 +330,18 @@ def tenant_network_policy(namespace: str, owners: Sequence[Object], release_name
 # --- agents ----------------------------------------------------------------------------
 
 
+# Spec parts the agent pods never read: changing them must not roll the pods.
+NOT_RENDERED = {"SupportAgent": ("scaling",)}
+
+
 def strip_for_config(resource: Resource) -> Object:
     """A resource as the agent service loads it: spec with defaults, identity only, no status."""
+    spec = resource.model_dump(mode="json", by_alias=True, exclude_none=True)["spec"]
     return {
         "apiVersion": API_VERSION,
         "kind": resource.KIND,
         "metadata": {"name": resource.name, "namespace": resource.namespace},
-        "spec": resource.model_dump(mode="json", by_alias=True, exclude_none=True)["spec"],
+        "spec": {k: v for k, v in spec.items() if k not in NOT_RENDERED.get(resource.KIND, ())},
     }
 
 

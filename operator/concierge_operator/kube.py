@@ -70,6 +70,11 @@ class Kube:
         )
         return True
 
+    def names(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[str]:
+        """Names of the objects of a kind in `namespace` that match `label_selector`."""
+        listed = self.dynamic.get(self.resource(api_version, kind), namespace=namespace, label_selector=label_selector)
+        return sorted(str(item.metadata.name) for item in listed.items)
+
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         """One key of a Secret, decoded; None when the Secret or the key is missing."""
         secret = self.get("v1", "Secret", namespace, name)

@@ -182,7 +182,15 @@ class Reconciler:
                 f"Secret {release}/{self.settings.database_secret} with key `url` (the PostgreSQL URL) is missing; "
                 "the Helm chart creates it, or set database.existingSecret",
             )
-        tenant = builders.Tenant(namespace, owners, address, database_url)
+        selector = f"{builders.SOURCE_LABEL}=true"
+        tenant = builders.Tenant(
+            namespace,
+            owners,
+            address,
+            database_url,
+            source_config_maps=tuple(self.kube.names("v1", "ConfigMap", namespace, selector)),
+            source_claims=tuple(self.kube.names("v1", "PersistentVolumeClaim", namespace, selector)),
+        )
         for obj in builders.tenant_objects(tenant, self.settings):
             self.kube.apply(obj)
         return model, address

@@ -355,6 +355,7 @@ def test_operator_cluster_role_grants_exactly_what_the_operator_needs(helm: Helm
         ("autoscaling", "horizontalpodautoscalers"): owns,
         ("networking.k8s.io", "networkpolicies"): owns,
         ("", "secrets"): sorted(["get", "list", "watch", "create", "patch", "update"]),
+        ("", "persistentvolumeclaims"): ["get", "list", "watch"],
         ("", "events"): ["create", "patch"],
         ("events.k8s.io", "events"): ["create", "patch"],
         ("apiextensions.k8s.io", "customresourcedefinitions"): ["get", "list", "watch"],

@@ -33,6 +33,9 @@ def test_knowledge_base_gets_tenant_services_a_sync_and_a_clean_deletion(
 ) -> None:
     oc = operator_cluster
     ns = oc.namespace("op-kb")
+    oc.cluster.kubectl("create", "configmap", "manuals", "-n", ns, "--from-literal=setup.md=# Setup")
+    oc.cluster.kubectl("label", "configmap", "manuals", "-n", ns, "concierge.dev/knowledge-source=true")
+    oc.cluster.kubectl("create", "configmap", "unrelated", "-n", ns, "--from-literal=a=b")
     oc.apply(knowledge_base(ns, "faq", "Returns", "Shipping"))
     oc.wait_condition(KB_PLURAL, ns, "faq", "Synced", "True", timeout=60)
     kb = oc.get(KB_PLURAL, ns, "faq")
@@ -59,6 +62,12 @@ def test_knowledge_base_gets_tenant_services_a_sync_and_a_clean_deletion(
         for e in oc.apps.read_namespaced_deployment("concierge-retrieval", ns).spec.template.spec.containers[0].env
     }
     assert retrieval_env["CONCIERGE_DATABASE_URL"].value_from.secret_key_ref.name == "concierge-database"
+    # The labelled ConfigMap is mounted read-only where `path: manuals` finds it; the other one is not.
+    pod = oc.apps.read_namespaced_deployment("concierge-retrieval", ns).spec.template.spec
+    mounted = {v.config_map.name for v in pod.volumes if v.config_map}
+    assert mounted == {"manuals"}
+    mounts = {m.mount_path: m.read_only for m in pod.containers[0].volume_mounts}
+    assert mounts[f"{oc.operator.env['CONCIERGE_OPERATOR_SOURCES_DIR']}/manuals"] is True
     secret = oc.core.read_namespaced_secret("concierge-database", ns)
     assert base64.b64decode(secret.data["url"]).decode() == postgres_url
     assert oc.custom.list_namespaced_custom_object("networking.k8s.io", "v1", ns, "networkpolicies")["items"]

@@ -16,7 +16,7 @@ from concierge.api.sync import SyncResult, sync_knowledge_base
 from concierge.common.grpcio import create_channel
 from concierge.db import migrate
 from concierge.local.postgres import EmbeddedPostgres, start_embedded_postgres
-from concierge.local.processes import ServiceProcess, start_service
+from concierge.local.processes import ServiceProcess, free_port, start_service
 from concierge.v1 import retrieval_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +77,9 @@ def memory_service(state_dir: Path, postgres_url: str) -> Iterator[ServiceProces
     yield from _started("memory", {"CONCIERGE_DATABASE_URL": postgres_url}, state_dir)
 
 
+AGENT_METRICS_PORT = free_port()
+
+
 @pytest.fixture(scope="session")
 def agent_service(
     state_dir: Path,
@@ -89,6 +92,7 @@ def agent_service(
         "CONCIERGE_MEMORY_ADDRESS": memory_service.address,
         "CONCIERGE_EMBEDDING_ADDRESS": embedding_service.address,
         "CONCIERGE_RESOURCES_DIR": str(ACME_DIR),
+        "CONCIERGE_METRICS_PORT": str(AGENT_METRICS_PORT),
     }
     yield from _started("agent", env, state_dir)
 

@@ -46,6 +46,7 @@ CONFIG_HASH = "concierge.dev/config-hash"
 SOURCE_LABEL = "concierge.dev/knowledge-source"
 RESOURCES_DIR = "/etc/concierge/resources"
 RESOURCES_FILE = "resources.yaml"
+METRICS_PORT = 9090  # the agent's /metrics: concierge_active_sessions feeds its HPA
 MAX_NAME = 63
 
 
@@ -149,6 +150,7 @@ def service_deployment(
     pod_annotations: Mapping[str, str] | None = None,
     volumes: Sequence[Object] = (),
     mounts: Sequence[Object] = (),
+    ports: Sequence[Object] = (),
 ) -> Object:
     """A Deployment running `concierge serve <component>` on the gRPC port, hardened and probed.
 
@@ -172,7 +174,7 @@ def service_deployment(
                             "image": settings.image,
                             "imagePullPolicy": settings.image_pull_policy,
                             "args": ["serve", component, "--host", "0.0.0.0", "--port", str(GRPC_PORT)],
-                            "ports": [{"name": "grpc", "containerPort": GRPC_PORT}],
+                            "ports": [{"name": "grpc", "containerPort": GRPC_PORT}, *ports],
                             "env": env,
                             "readinessProbe": grpc_probe(period=5, failures=3),
                             "livenessProbe": grpc_probe(period=10, failures=6),
@@ -388,6 +390,7 @@ def agent_objects(
                 "CONCIERGE_MEMORY_ADDRESS": f"{MEMORY}:{GRPC_PORT}",
                 "CONCIERGE_EMBEDDING_ADDRESS": embedding_address,
                 "CONCIERGE_RESOURCES_DIR": RESOURCES_DIR,
+                "CONCIERGE_METRICS_PORT": str(METRICS_PORT),
             }
         ),
         *secret_env(agent_secret_refs(agent, policy)),
@@ -408,7 +411,12 @@ def agent_objects(
             settings,
             env,
             select=select,
-            pod_annotations={CONFIG_HASH: config_hash(config)},
+            pod_annotations={
+                CONFIG_HASH: config_hash(config),
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(METRICS_PORT),
+            },
+            ports=[{"name": "metrics", "containerPort": METRICS_PORT}],
             volumes=[{"name": "config", "configMap": {"name": name}}],
             mounts=[{"name": "config", "mountPath": RESOURCES_DIR, "readOnly": True}],
         ),

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from conftest import AGENT_METRICS_PORT
 
 from concierge.api.routes import Route, RouteTable
 from concierge.api.sync import SyncResult
@@ -186,3 +187,19 @@ def wait_for_answer(api: httpx.Client, session_id: str, timeout: float = 60) -> 
             return str(answers[0])
         time.sleep(0.2)
     raise AssertionError("no answer stored")
+
+
+async def test_agent_exports_active_sessions_and_turns_for_its_autoscaler(
+    api: httpx.Client, edge_service: ServiceProcess
+) -> None:
+    session_id = new_session(api)
+    frames = await ask_over_websocket(edge_service, session_id, "How do I pair my Sweepy with the app?")
+    assert frames[-1]["type"] == "done"
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"http://127.0.0.1:{AGENT_METRICS_PORT}/metrics")).text
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines() if line and line[0] != "#"
+    }
+    assert samples["concierge_active_sessions"] >= 1
+    assert samples['concierge_turns_total{agent="acme-support",outcome="answered",tenant="acme"}'] >= 1
+    assert samples["concierge_first_token_seconds_count"] >= 1

@@ -29,6 +29,12 @@ class Settings(BaseSettings):
         le=1.0,
         description="The extractive model abstains when the best passage's cosine similarity is below this.",
     )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of the Prometheus /metrics endpoint (concierge_active_sessions feeds the HPA); unset: none.",
+    )
     rpc_timeout_seconds: float = Field(
         default=10.0, gt=0, le=300, description="Deadline of each call to memory/retrieval."
     )

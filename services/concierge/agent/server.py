@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from concierge.agent.extractive_client import SentenceEmbedder
 from concierge.api.loader import ResourceError, load_paths
 from concierge.common import logs
 from concierge.common.grpcio import create_channel, serve
+from concierge.common.metrics import AgentMetrics, serve_metrics
 from concierge.v1 import agent_pb2, agent_pb2_grpc, embedding_pb2_grpc, memory_pb2_grpc, retrieval_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -26,15 +28,23 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
-    def __init__(self, chat: ChatService) -> None:
+    def __init__(self, chat: ChatService, metrics: AgentMetrics) -> None:
         self._chat = chat
+        self._metrics = metrics
 
     async def Chat(self, request: agent_pb2.ChatRequest, context: Context) -> AsyncIterator[agent_pb2.ChatResponse]:
-        sent = False
+        sent = first_text = False
+        started = time.monotonic()
+        outcome = "error"
+        self._metrics.active_sessions.touch(request.session_id)
         try:
             async for event in self._chat.chat(request):
+                if not first_text and event.HasField("text_delta"):
+                    first_text = True
+                    self._metrics.first_token.observe(time.monotonic() - started)
                 sent = True
                 yield event
+            outcome = "answered"
         except ChatError as err:
             log.info(
                 "chat failed tenant=%s agent=%s session=%s code=%s after_events=%s",
@@ -48,6 +58,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 await context.abort(err.code, err.message)
             # The stream is open: the client is reading events, so the failure becomes one.
             yield agent_pb2.ChatResponse(error=agent_pb2.Error(code=err.code.name, message=err.message))
+        finally:
+            self._metrics.turns.labels(request.tenant, request.agent, outcome).inc()
 
 
 async def main(host: str, port: int, settings: Settings) -> None:
@@ -70,6 +82,10 @@ async def main(host: str, port: int, settings: Settings) -> None:
             timeout_s=settings.embedding_timeout_seconds,
         )
     log.info("extractive sentence scoring embedding_address=%s", settings.embedding_address or "none")
+    metrics = AgentMetrics()
+    if settings.metrics_port is not None:
+        serve_metrics(settings.metrics_port)
+        log.info("metrics at http://0.0.0.0:%d/metrics", settings.metrics_port)
     chat = ChatService(
         runtimes=build_runtimes(resources, settings, embedder),
         memory=memory_pb2_grpc.MemoryServiceStub(memory_channel),
@@ -78,7 +94,7 @@ async def main(host: str, port: int, settings: Settings) -> None:
     )
 
     def register(server: grpc.aio.Server) -> list[str]:
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(chat), server)
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(chat, metrics), server)
         return [agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name]
 
     async def close() -> None:

@@ -200,6 +200,8 @@ def grpc_service(name: str, namespace: str, component: str, owners: Sequence[Obj
         "kind": "Service",
         "metadata": metadata(name, namespace, component, owners, **select),
         "spec": {
+            # Headless: clients resolve every pod and spread calls over them (gRPC round robin).
+            "clusterIP": "None",
             "selector": selector_labels(component, select),
             "ports": [{"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "appProtocol": "grpc"}],
         },
@@ -286,7 +288,14 @@ def tenant_objects(tenant: Tenant, settings: OperatorSettings) -> list[Object]:
     volumes, mounts = source_mounts(tenant, settings.sources_dir)
     retrieval_env = [
         *database_env(),
-        *env_list({"CONCIERGE_EMBEDDING_ADDRESS": tenant.embedding_address}),
+        *env_list(
+            {
+                "CONCIERGE_EMBEDDING_ADDRESS": tenant.embedding_address,
+                # A spec may read only the mounted sources, and fetch only public addresses.
+                "CONCIERGE_SOURCE_ROOTS": json.dumps([settings.sources_dir]),
+                "CONCIERGE_FETCH_ALLOW_PRIVATE_NETWORKS": "false",
+            }
+        ),
     ]
     objects: list[Object] = [
         {
@@ -323,7 +332,9 @@ def tenant_network_policy(namespace: str, owners: Sequence[Object], release_name
                         {"podSelector": {}},
                         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": release_namespace}}},
                     ]
-                }
+                },
+                # Prometheus, wherever it runs, scrapes the agents' metrics (nothing else on that port).
+                {"ports": [{"port": METRICS_PORT, "protocol": "TCP"}]},
             ],
         },
     }

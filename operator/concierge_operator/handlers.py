@@ -1,8 +1,8 @@
 """Kopf handlers: each one is a thin trigger for a level-based reconcile in `reconcile.py`.
 
 Progress and the last handled spec are kept in `concierge.dev/` annotations, events are posted
-only for warnings, and timers act only when a resource needs attention, so an idle cluster
-sees no writes from the operator.
+only for warnings, and timers write only when a resource needs attention or an owned object
+drifted, so an idle cluster sees no writes from the operator.
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Non
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix=API_GROUP, key="last-handled-configuration"
         )
+        # Warnings and errors (of kopf and of ours) become Events on the resource concerned.
         settings.posting.level = logging.WARNING
+        settings.posting.loggers = True
         settings.execution.max_workers = 8
         state["reconciler"] = Reconciler(Kube(load_client_config()), operator_settings)
         # Agents deleted while the operator was down leave the route table stale until now.
@@ -87,6 +89,13 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Non
             details = err.details() if isinstance(err, grpc.Call) else str(err)
             raise kopf.TemporaryError(f"cannot delete the stored documents yet: {details}", delay=retry) from err
         logger.info("deleted %d documents of %s/%s", deleted, namespace, name)
+
+    @kopf.timer(*KB, interval=settings.resync_seconds, initial_delay=settings.resync_seconds, registry=registry)
+    def knowledge_base_resync(namespace: str | None, name: str, **_: Any) -> None:
+        """Re-apply the tenant's objects now and then: repairs hand edits and mounts newly labelled sources.
+        Writes only what drifted."""
+        with contextlib.suppress(Busy):
+            reconciler().reconcile_knowledge_base(required(namespace), name, wait=False)
 
     # --- EscalationPolicy ------------------------------------------------------------
 
@@ -127,6 +136,12 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Non
         if alive(dict(body)) and not is_true(status.get("conditions") or [], "Ready", generation):
             with contextlib.suppress(Busy):
                 reconciler().reconcile_agent(required(namespace), name, wait=False)
+
+    @kopf.timer(*AGENT, interval=settings.resync_seconds, initial_delay=settings.resync_seconds, registry=registry)
+    def agent_resync(namespace: str | None, name: str, **_: Any) -> None:
+        """Re-apply the agent's objects now and then; writes only what drifted."""
+        with contextlib.suppress(Busy):
+            reconciler().reconcile_agent(required(namespace), name, wait=False)
 
     @kopf.on.event("apps", "v1", "deployments", labels=AGENT_DEPLOYMENTS, registry=registry)
     def agent_deployment_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:

@@ -31,6 +31,18 @@ def load_client_config() -> client.ApiClient:
     return client.ApiClient()
 
 
+def contains(live: Any, desired: Any) -> bool:
+    """Whether every field of `desired` has the same value in `live` (fields the server adds are ignored)."""
+    if isinstance(desired, dict):
+        # An empty map or list the server omits (e.g. no annotations) is not a difference.
+        return isinstance(live, dict) and all(
+            contains(live[k], v) if k in live else v in ({}, [], None) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        return isinstance(live, list) and len(live) == len(desired) and all(map(contains, live, desired))
+    return bool(live == desired or str(live) == str(desired))
+
+
 class Kube:
     """Reads and writes through one API client; API resources are discovered once and cached."""
 
@@ -54,11 +66,16 @@ class Kube:
         return result
 
     def apply(self, body: Object) -> bool:
-        """Server-side apply `body` unless the live object already carries its hash; True if written."""
+        """Server-side apply `body` unless the live object carries its hash and still holds every field
+        of it (someone may have edited it since); True if written."""
         desired_hash = config_hash(body)
         meta = body["metadata"]
         live = self.get(body["apiVersion"], body["kind"], meta["namespace"], meta["name"])
-        if live is not None and (live["metadata"].get("annotations") or {}).get(APPLIED_HASH) == desired_hash:
+        if (
+            live is not None
+            and (live["metadata"].get("annotations") or {}).get(APPLIED_HASH) == desired_hash
+            and contains(live, body)
+        ):
             return False
         meta["annotations"] = {**meta.get("annotations", {}), APPLIED_HASH: desired_hash}
         self.dynamic.server_side_apply(

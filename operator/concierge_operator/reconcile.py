@@ -257,23 +257,32 @@ class Reconciler:
         if done is None:
             return
         result = SyncResult.of(kb, done)
-        conditions = set_condition(
-            conditions,
-            "Synced",
-            "True",
-            "SyncedWithErrors" if result.errors else "Synced",
+        synced = (
             f"{result.documents} documents ({result.changed} re-embedded, {result.deleted} deleted), "
-            f"{result.chunks_total} chunks, {len(result.errors)} errors",
-            generation,
+            f"{result.chunks_total} chunks, {len(result.errors)} errors"
         )
         conditions = set_condition(
-            conditions, "Ready", "True", "Searchable", "the knowledge base is searchable", generation
+            conditions, "Synced", "True", "SyncedWithErrors" if result.errors else "Synced", synced, generation
         )
+        if result.documents:
+            conditions = set_condition(
+                conditions, "Ready", "True", "Searchable", "the knowledge base is searchable", generation
+            )
+        else:
+            conditions = set_condition(
+                conditions,
+                "Ready",
+                "False",
+                "NoDocuments",
+                "the sources gave no documents; see status.sourceErrors (a `path` source reads a ConfigMap or "
+                f"claim labelled {builders.SOURCE_LABEL}=true, mounted under its name)",
+                generation,
+            )
         self.write_status(
             KB,
             body,
             {
-                "phase": "Degraded" if result.errors else "Ready",
+                "phase": "Degraded" if result.errors or not result.documents else "Ready",
                 "documentCount": result.documents,
                 "chunkCount": result.chunks_total,
                 "lastSyncTime": now(),
@@ -282,7 +291,7 @@ class Reconciler:
                 "observedGeneration": generation,
             },
         )
-        log.info("synced %s: %s", kb.key, conditions[-1]["message"] if conditions else "")
+        log.info("synced %s: %s", kb.key, synced)
 
     def delete_knowledge_base(self, namespace: str, name: str) -> int:
         """Delete the KB's rows through retrieval (the finalizer); raises grpc.RpcError to be retried."""

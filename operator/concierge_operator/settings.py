@@ -51,6 +51,12 @@ class OperatorSettings(BaseSettings):
     refresh_check_seconds: float = Field(
         default=30.0, gt=0, description="How often knowledge bases are checked for a due refresh (reads only)."
     )
+    resync_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often every resource is reconciled again (reads; writes only what drifted, e.g. a hand "
+        "edit of an owned object or a newly labelled source ConfigMap).",
+    )
     network_policies: bool = Field(
         default=True,
         description="Write NetworkPolicies that keep tenant services reachable only from their namespace and the edge.",

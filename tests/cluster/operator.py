@@ -199,6 +199,7 @@ def start_operator_cluster(
         "CONCIERGE_OPERATOR_EMBEDDING_ADDRESSES": json.dumps({"all-MiniLM-L6-v2": embedding_address}),
         "CONCIERGE_OPERATOR_SOURCES_DIR": str(REPO / "examples" / "acme"),
         "CONCIERGE_OPERATOR_RETRY_SECONDS": "1",
+        "CONCIERGE_OPERATOR_RESYNC_SECONDS": "2",
     }
     operator = Operator(env=env, log_dir=work_dir, username=f"system:serviceaccount:{RELEASE_NAMESPACE}:{account}")
     operator.start()

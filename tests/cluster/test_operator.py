@@ -196,6 +196,16 @@ def test_agent_ready_follows_its_references_and_its_objects_follow_the_spec(
         "the policy change to roll the agent",
     )
 
+    # A hand edit of an owned object is repaired by the next resync.
+    oc.cluster.kubectl("patch", "hpa", name, "-n", ns, "--type=merge", "-p", '{"spec":{"maxReplicas":20}}')
+    wait_for(
+        lambda: oc.custom.get_namespaced_custom_object("autoscaling", "v2", ns, "horizontalpodautoscalers", name)[
+            "spec"
+        ]["maxReplicas"]
+        == 6,
+        "the operator to undo the hand edit",
+    )
+
     # Losing a reference makes it not Ready again (and unroutable); deleting the agent lets the GC
     # remove what it owned.
     oc.cluster.kubectl("delete", "kb", "faq", "-n", ns)

@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 log = logging.getLogger(__name__)
 
-KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
+KEEPALIVE_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -25,15 +25,23 @@ KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
 ]
-SERVER_OPTIONS: list[tuple[str, int]] = [
+# Clients spread calls over every address a (headless) Service name resolves to ...
+CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
+    *KEEPALIVE_OPTIONS,
+    ("grpc.lb_policy_name", "round_robin"),
+]
+SERVER_OPTIONS: list[tuple[str, int | str]] = [
     *KEEPALIVE_OPTIONS,
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    # ... and reconnect now and then, re-resolving it, so pods an autoscaler adds get traffic too.
+    ("grpc.max_connection_age_ms", 5 * 60_000),
+    ("grpc.max_connection_age_grace_ms", 60_000),
 ]
 
 
 def create_channel(address: str) -> grpc.aio.Channel:
     """An insecure channel with keepalive (loopback and in-cluster traffic)."""
-    return grpc.aio.insecure_channel(address, options=KEEPALIVE_OPTIONS)
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
 
 
 async def serve(

@@ -516,7 +516,8 @@ def test_generated_database_password_survives_an_upgrade_and_notes_give_the_next
         assert f"kubectl port-forward -n {namespace} svc/kept-concierge-edge 8080:80" in notes
         assert "kubectl apply -f examples/acme/" in notes
         assert "kubectl get kb,sagent,escpol -A" in notes
-        assert "create configmap" not in notes, "the edge needs no ConfigMap of resources"
+        assert "create configmap edge" not in notes, "the edge needs no ConfigMap of resources"
+        assert "label configmap docs -n acme concierge.dev/knowledge-source=true" in notes  # the help center's files
         assert "kubectl get sagent -A" in notes
         assert "X-Concierge-Tenant" in notes
         assert "?tenant=" in notes

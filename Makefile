@@ -60,7 +60,7 @@ bench: ## Print speed figures: embedding, ingestion, search at 100k chunks, oper
 	$(BIN)/python bench/embedding.py
 	$(BIN)/python bench/ingest.py --corpus $(PYDOCS)
 	$(BIN)/python bench/search.py --sizes 100000
-	$(BIN)/python bench/kubernetes.py
+	$(BIN)/python bench/reconcile.py
 
 crds: ## Regenerate crds/ from the resource models
 	$(BIN)/concierge crds

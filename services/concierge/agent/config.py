@@ -53,7 +53,39 @@ class Settings(BaseSettings):
         le=60,
         description="Deadline of the extractive model's Embed calls; past it, that turn scores by shared words.",
     )
+    handoff_max_attempts: int = Field(
+        default=6, ge=1, le=50, description="Webhook hand-off attempts before the delivery is dead-lettered."
+    )
+    handoff_base_delay_seconds: float = Field(
+        default=2.0, gt=0, le=3600, description="Wait before the second webhook attempt; doubles each time (max 5 min)."
+    )
+    retention_interval_seconds: float = Field(
+        default=3600, ge=10, description="How often each agent's spec.memory.retentionDays is applied."
+    )
     azure_openai_api_version: str = Field(default="2024-10-21", description="API version for provider `azure-openai`.")
+    # The edge gives a whole turn 120 s; with the defaults one model call and its retries take at most ~92 s.
+    model_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Hosted model providers: longest wait to connect, for the answer to start and between two "
+        "pieces of a streamed answer; past it the request counts as failed (and is retried if it had not started).",
+    )
+    model_max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Hosted model providers: retries of a request that got 408/409/429/5xx, a connection error or "
+        "a timeout, after the provider's Retry-After or else an exponential backoff (0.5 s, 1 s, 2 s ... less "
+        "up to 25 % jitter).",
+    )
+    model_max_retry_after_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        le=120,
+        description="Hosted model providers: a 429/5xx whose Retry-After asks for a longer wait is not retried; "
+        "the turn fails at once with RESOURCE_EXHAUSTED (429) or UNAVAILABLE.",
+    )
 
 
 _HINTS = {

@@ -40,9 +40,16 @@ def find_turn(messages: Sequence[memory_pb2.Message], user_message_id: str) -> T
 
 
 def to_messages(earlier: Sequence[memory_pb2.Message], turns: int) -> list[Message]:
-    """The last `turns` user and assistant messages as AF Messages (system notes are not replayed)."""
+    """The last `turns` conversation messages as AF Messages; a human agent's replies read as the
+    assistant side, labelled with their name. System notes are not replayed (the prompt lists them)."""
     if turns <= 0:
         return []
-    roles = {memory_pb2.ROLE_USER: "user", memory_pb2.ROLE_ASSISTANT: "assistant"}
+    roles = {memory_pb2.ROLE_USER: "user", memory_pb2.ROLE_ASSISTANT: "assistant", memory_pb2.ROLE_HUMAN: "assistant"}
     kept = [m for m in earlier if m.role in roles][-turns:]
-    return [Message(role=roles[m.role], contents=[m.text]) for m in kept]
+    return [
+        Message(
+            role=roles[m.role],
+            contents=[f"[Support agent {m.author}] {m.text}" if m.role == memory_pb2.ROLE_HUMAN else m.text],
+        )
+        for m in kept
+    ]

@@ -69,6 +69,14 @@ class KnowledgeSearch:
         self._timeout = timeout
         self._session_id = session_id
         self.passages: list[Passage] = []
+        self.searched = False
+
+    @property
+    def best_vector_score(self) -> float | None:
+        """The best cosine similarity found this turn (0 when a search found nothing; None: no search)."""
+        if not self.searched:
+            return None
+        return max((p.vector_score for p in self.passages), default=0.0)
 
     async def search(self, query: str) -> list[Passage]:
         if not self._knowledge_bases:
@@ -89,6 +97,7 @@ class KnowledgeSearch:
                 f"{err.code().name}: {err.details()}",
                 err.code(),
             ) from err
+        self.searched = True
         first = len(self.passages) + 1
         found = [Passage.from_hit(first + i, hit) for i, hit in enumerate(reply.hits)]
         self.passages.extend(found)

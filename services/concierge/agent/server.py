@@ -13,14 +13,15 @@ from typing import Any
 
 import grpc
 
-from concierge.agent.chat import ChatError, ChatService, build_runtimes
+from concierge.agent import handoff
+from concierge.agent.chat import AgentRuntime, ChatError, ChatService, build_runtimes
 from concierge.agent.config import Settings, load_settings
 from concierge.agent.extractive_client import SentenceEmbedder
 from concierge.api.loader import ResourceError, load_paths
 from concierge.common import logs
 from concierge.common.grpcio import create_channel, serve
 from concierge.common.metrics import AgentMetrics, serve_metrics
-from concierge.v1 import agent_pb2, agent_pb2_grpc, embedding_pb2_grpc, memory_pb2_grpc, retrieval_pb2_grpc
+from concierge.v1 import agent_pb2, agent_pb2_grpc, embedding_pb2_grpc, memory_pb2, memory_pb2_grpc, retrieval_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,31 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             self._metrics.turns.labels(request.tenant, request.agent, outcome).inc()
 
 
+async def purge_expired(
+    memory: memory_pb2_grpc.MemoryServiceAsyncStub, runtimes: list[AgentRuntime], interval: float
+) -> None:
+    """Apply each agent's spec.memory.retentionDays now and then (the memory service deletes)."""
+    while True:
+        for runtime in runtimes:
+            agent = runtime.resource
+            try:
+                reply = await memory.PurgeExpired(
+                    memory_pb2.PurgeExpiredRequest(
+                        tenant=agent.namespace, agent=agent.name, retention_days=agent.spec.memory.retention_days
+                    ),
+                    timeout=60,
+                )
+                if reply.sessions:
+                    log.info(
+                        "retention purged tenant=%s agent=%s sessions=%d", agent.namespace, agent.name, reply.sessions
+                    )
+            except grpc.aio.AioRpcError as err:
+                log.warning(
+                    "retention purge failed tenant=%s agent=%s code=%s", agent.namespace, agent.name, err.code().name
+                )
+        await asyncio.sleep(interval)
+
+
 async def main(host: str, port: int, settings: Settings) -> None:
     try:
         resources = load_paths([settings.resources_dir])
@@ -86,18 +112,39 @@ async def main(host: str, port: int, settings: Settings) -> None:
     if settings.metrics_port is not None:
         serve_metrics(settings.metrics_port)
         log.info("metrics at http://0.0.0.0:%d/metrics", settings.metrics_port)
+    memory = memory_pb2_grpc.MemoryServiceStub(memory_channel)
+    runtimes = build_runtimes(resources, settings, embedder)
+    dispatcher = handoff.Dispatcher(
+        memory,
+        secrets={f"{t}/{a}": handoff.signing_secret(r.policy) for (t, a), r in runtimes.items()},
+        policy=handoff.DeliveryPolicy(
+            max_attempts=settings.handoff_max_attempts, base_delay_seconds=settings.handoff_base_delay_seconds
+        ),
+        rpc_timeout=settings.rpc_timeout_seconds,
+    )
     chat = ChatService(
-        runtimes=build_runtimes(resources, settings, embedder),
-        memory=memory_pb2_grpc.MemoryServiceStub(memory_channel),
+        runtimes=runtimes,
+        memory=memory,
         retrieval=retrieval_pb2_grpc.RetrievalServiceStub(retrieval_channel),
         settings=settings,
+        dispatcher=dispatcher,
     )
+    background = [
+        asyncio.create_task(dispatcher.run({tenant for tenant, _ in runtimes}), name="handoff-dispatcher"),
+        asyncio.create_task(
+            purge_expired(memory, list(runtimes.values()), settings.retention_interval_seconds), name="retention"
+        ),
+    ]
 
     def register(server: grpc.aio.Server) -> list[str]:
         agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(chat, metrics), server)
         return [agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name]
 
     async def close() -> None:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await dispatcher.close()
         for channel in channels:
             await channel.close()
 

@@ -1,4 +1,5 @@
-"""Memory service: sessions and messages stored in Postgres before they are acknowledged.
+"""Memory service: sessions, messages, facts, attachments and hand-offs, in Postgres before acknowledged.
 
-`server.py` wires gRPC; `validation.py` checks requests; `store.py` holds the SQL.
+`server.py` wires gRPC; `validation.py` checks requests; `store.py` (sessions, messages), `facts.py`,
+`attachments.py`, `handoffs.py` and `privacy.py` hold the SQL; `rows.py` turns rows into messages.
 """

@@ -54,6 +54,76 @@ class MemoryServiceStub:
                 request_serializer=concierge_dot_v1_dot_memory__pb2.ListMessagesRequest.SerializeToString,
                 response_deserializer=concierge_dot_v1_dot_memory__pb2.ListMessagesResponse.FromString,
                 _registered_method=True)
+        self.UpdateSummary = channel.unary_unary(
+                '/concierge.v1.MemoryService/UpdateSummary',
+                request_serializer=concierge_dot_v1_dot_memory__pb2.UpdateSummaryRequest.SerializeToString,
+                response_deserializer=concierge_dot_v1_dot_memory__pb2.UpdateSummaryResponse.FromString,
+                _registered_method=True)
+        self.SetSessionStatus = channel.unary_unary(
+                '/concierge.v1.MemoryService/SetSessionStatus',
+                request_serializer=concierge_dot_v1_dot_memory__pb2.SetSessionStatusRequest.SerializeToString,
+                response_deserializer=concierge_dot_v1_dot_memory__pb2.SetSessionStatusResponse.FromString,
+                _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/concierge.v1.MemoryService/ListSessions',
+                request_serializer=concierge_dot_v1_dot_memory__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=concierge_dot_v1_dot_memory__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.RememberFact = channel.unary_unary(
+                '/concierge.v1.MemoryService/RememberFact',
+                request_serializer=concierge_dot_v1_dot_memory__pb2.RememberFactRequest.SerializeToString,
+                response_deserializer=concierge_dot_v1_dot_memory__pb2.RememberFactResponse.FromString,
+                _registered_method=True)
+        self.RecallFacts = channel.unary_unary(
+                '/concierge.v1.MemoryService/RecallFacts',
+                request_serializer=concierge_dot_v1_dot_memory__pb2.RecallFactsRequest.SerializeToString,
+                response_deserializer=concierge_dot_v1_dot_memory__pb2.RecallFactsResponse.FromString,
+                _registered_method=True)
+        self.AddAttachment = channel.unary_unary(
+                '/concierge.v1.MemoryService/AddAttachment',
+                request_serializer=concierge_dot_v1_dot_memory__pb2.AddAttachmentRequest.SerializeToString,
+                response_deserializer=concierge_dot_v1_dot_memory__pb2.AddAttachmentResponse.FromString,
+                _registered_method=True)
+        self.GetAttachment = channel.unary_unary(
+                '/concierge.v1.MemoryService/GetAttachment',
+                request_serializer=concierge_dot_v1_dot_memory__pb2.GetAttachmentRequest.SerializeToString,
+                response_deserializer=concierge_dot_v1_dot_memory__pb2.GetAttachmentResponse.FromString,
+                _registered_method=True)
+        self.EnqueueHandoff = channel.unary_unary(
+                '/concierge.v1.MemoryService/EnqueueHandoff',
+                request_serializer=concierge_dot_v1_dot_memory__pb2.EnqueueHandoffRequest.SerializeToString,
+                response_deserializer=concierge_dot_v1_dot_memory__pb2.EnqueueHandoffResponse.FromString,
+                _registered_method=True)
+        self.ClaimHandoffs = channel.unary_unary(
+                '/concierge.v1.MemoryService/ClaimHandoffs',
+                request_serializer=concierge_dot_v1_dot_memory__pb2.ClaimHandoffsRequest.SerializeToString,
+                response_deserializer=concierge_dot_v1_dot_memory__pb2.ClaimHandoffsResponse.FromString,
+                _registered_method=True)
+        self.FinishHandoff = channel.unary_unary(
+                '/concierge.v1.MemoryService/FinishHandoff',
+                request_serializer=concierge_dot_v1_dot_memory__pb2.FinishHandoffRequest.SerializeToString,
+                response_deserializer=concierge_dot_v1_dot_memory__pb2.FinishHandoffResponse.FromString,
+                _registered_method=True)
+        self.ListHandoffs = channel.unary_unary(
+                '/concierge.v1.MemoryService/ListHandoffs',
+                request_serializer=concierge_dot_v1_dot_memory__pb2.ListHandoffsRequest.SerializeToString,
+                response_deserializer=concierge_dot_v1_dot_memory__pb2.ListHandoffsResponse.FromString,
+                _registered_method=True)
+        self.ExportCustomer = channel.unary_unary(
+                '/concierge.v1.MemoryService/ExportCustomer',
+                request_serializer=concierge_dot_v1_dot_memory__pb2.ExportCustomerRequest.SerializeToString,
+                response_deserializer=concierge_dot_v1_dot_memory__pb2.ExportCustomerResponse.FromString,
+                _registered_method=True)
+        self.EraseCustomer = channel.unary_unary(
+                '/concierge.v1.MemoryService/EraseCustomer',
+                request_serializer=concierge_dot_v1_dot_memory__pb2.EraseCustomerRequest.SerializeToString,
+                response_deserializer=concierge_dot_v1_dot_memory__pb2.EraseCustomerResponse.FromString,
+                _registered_method=True)
+        self.PurgeExpired = channel.unary_unary(
+                '/concierge.v1.MemoryService/PurgeExpired',
+                request_serializer=concierge_dot_v1_dot_memory__pb2.PurgeExpiredRequest.SerializeToString,
+                response_deserializer=concierge_dot_v1_dot_memory__pb2.PurgeExpiredResponse.FromString,
+                _registered_method=True)
 
 
 class MemoryServiceServicer:
@@ -79,8 +149,101 @@ class MemoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListMessages(self, request, context):
-        """Oldest first, paged by sequence number.
+        """Oldest first, paged by sequence number; or the newest N.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSummary(self, request, context):
+        """The running summary of the messages up to `through_seq` (older turns leave the prompt).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSessionStatus(self, request, context):
+        """Who answers the session: the bot, waiting for a human, or a human. Compare-and-set on the
+        current status, so two human agents cannot both take over one conversation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSessions(self, request, context):
+        """Sessions by status, newest escalation first (the human agents' inbox).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RememberFact(self, request, context):
+        """Facts about a customer, kept across sessions (deduplicated per customer).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecallFacts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddAttachment(self, request, context):
+        """Text extracted from a customer's upload, stored with its session.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAttachment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnqueueHandoff(self, request, context):
+        """Hand-off outbox: a webhook delivery survives restarts and is retried until delivered or dead.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimHandoffs(self, request, context):
+        """Leases due deliveries of a tenant to one dispatcher for `lease_seconds`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishHandoff(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHandoffs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportCustomer(self, request, context):
+        """Right of access and right to erasure for one customer of a tenant; retention per agent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseCustomer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeExpired(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -107,6 +270,76 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.ListMessages,
                     request_deserializer=concierge_dot_v1_dot_memory__pb2.ListMessagesRequest.FromString,
                     response_serializer=concierge_dot_v1_dot_memory__pb2.ListMessagesResponse.SerializeToString,
+            ),
+            'UpdateSummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSummary,
+                    request_deserializer=concierge_dot_v1_dot_memory__pb2.UpdateSummaryRequest.FromString,
+                    response_serializer=concierge_dot_v1_dot_memory__pb2.UpdateSummaryResponse.SerializeToString,
+            ),
+            'SetSessionStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSessionStatus,
+                    request_deserializer=concierge_dot_v1_dot_memory__pb2.SetSessionStatusRequest.FromString,
+                    response_serializer=concierge_dot_v1_dot_memory__pb2.SetSessionStatusResponse.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=concierge_dot_v1_dot_memory__pb2.ListSessionsRequest.FromString,
+                    response_serializer=concierge_dot_v1_dot_memory__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'RememberFact': grpc.unary_unary_rpc_method_handler(
+                    servicer.RememberFact,
+                    request_deserializer=concierge_dot_v1_dot_memory__pb2.RememberFactRequest.FromString,
+                    response_serializer=concierge_dot_v1_dot_memory__pb2.RememberFactResponse.SerializeToString,
+            ),
+            'RecallFacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecallFacts,
+                    request_deserializer=concierge_dot_v1_dot_memory__pb2.RecallFactsRequest.FromString,
+                    response_serializer=concierge_dot_v1_dot_memory__pb2.RecallFactsResponse.SerializeToString,
+            ),
+            'AddAttachment': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddAttachment,
+                    request_deserializer=concierge_dot_v1_dot_memory__pb2.AddAttachmentRequest.FromString,
+                    response_serializer=concierge_dot_v1_dot_memory__pb2.AddAttachmentResponse.SerializeToString,
+            ),
+            'GetAttachment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAttachment,
+                    request_deserializer=concierge_dot_v1_dot_memory__pb2.GetAttachmentRequest.FromString,
+                    response_serializer=concierge_dot_v1_dot_memory__pb2.GetAttachmentResponse.SerializeToString,
+            ),
+            'EnqueueHandoff': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnqueueHandoff,
+                    request_deserializer=concierge_dot_v1_dot_memory__pb2.EnqueueHandoffRequest.FromString,
+                    response_serializer=concierge_dot_v1_dot_memory__pb2.EnqueueHandoffResponse.SerializeToString,
+            ),
+            'ClaimHandoffs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimHandoffs,
+                    request_deserializer=concierge_dot_v1_dot_memory__pb2.ClaimHandoffsRequest.FromString,
+                    response_serializer=concierge_dot_v1_dot_memory__pb2.ClaimHandoffsResponse.SerializeToString,
+            ),
+            'FinishHandoff': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishHandoff,
+                    request_deserializer=concierge_dot_v1_dot_memory__pb2.FinishHandoffRequest.FromString,
+                    response_serializer=concierge_dot_v1_dot_memory__pb2.FinishHandoffResponse.SerializeToString,
+            ),
+            'ListHandoffs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHandoffs,
+                    request_deserializer=concierge_dot_v1_dot_memory__pb2.ListHandoffsRequest.FromString,
+                    response_serializer=concierge_dot_v1_dot_memory__pb2.ListHandoffsResponse.SerializeToString,
+            ),
+            'ExportCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportCustomer,
+                    request_deserializer=concierge_dot_v1_dot_memory__pb2.ExportCustomerRequest.FromString,
+                    response_serializer=concierge_dot_v1_dot_memory__pb2.ExportCustomerResponse.SerializeToString,
+            ),
+            'EraseCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseCustomer,
+                    request_deserializer=concierge_dot_v1_dot_memory__pb2.EraseCustomerRequest.FromString,
+                    response_serializer=concierge_dot_v1_dot_memory__pb2.EraseCustomerResponse.SerializeToString,
+            ),
+            'PurgeExpired': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeExpired,
+                    request_deserializer=concierge_dot_v1_dot_memory__pb2.PurgeExpiredRequest.FromString,
+                    response_serializer=concierge_dot_v1_dot_memory__pb2.PurgeExpiredResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -217,6 +450,384 @@ class MemoryService:
             '/concierge.v1.MemoryService/ListMessages',
             concierge_dot_v1_dot_memory__pb2.ListMessagesRequest.SerializeToString,
             concierge_dot_v1_dot_memory__pb2.ListMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concierge.v1.MemoryService/UpdateSummary',
+            concierge_dot_v1_dot_memory__pb2.UpdateSummaryRequest.SerializeToString,
+            concierge_dot_v1_dot_memory__pb2.UpdateSummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSessionStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concierge.v1.MemoryService/SetSessionStatus',
+            concierge_dot_v1_dot_memory__pb2.SetSessionStatusRequest.SerializeToString,
+            concierge_dot_v1_dot_memory__pb2.SetSessionStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concierge.v1.MemoryService/ListSessions',
+            concierge_dot_v1_dot_memory__pb2.ListSessionsRequest.SerializeToString,
+            concierge_dot_v1_dot_memory__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RememberFact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concierge.v1.MemoryService/RememberFact',
+            concierge_dot_v1_dot_memory__pb2.RememberFactRequest.SerializeToString,
+            concierge_dot_v1_dot_memory__pb2.RememberFactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecallFacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concierge.v1.MemoryService/RecallFacts',
+            concierge_dot_v1_dot_memory__pb2.RecallFactsRequest.SerializeToString,
+            concierge_dot_v1_dot_memory__pb2.RecallFactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddAttachment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concierge.v1.MemoryService/AddAttachment',
+            concierge_dot_v1_dot_memory__pb2.AddAttachmentRequest.SerializeToString,
+            concierge_dot_v1_dot_memory__pb2.AddAttachmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAttachment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concierge.v1.MemoryService/GetAttachment',
+            concierge_dot_v1_dot_memory__pb2.GetAttachmentRequest.SerializeToString,
+            concierge_dot_v1_dot_memory__pb2.GetAttachmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnqueueHandoff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concierge.v1.MemoryService/EnqueueHandoff',
+            concierge_dot_v1_dot_memory__pb2.EnqueueHandoffRequest.SerializeToString,
+            concierge_dot_v1_dot_memory__pb2.EnqueueHandoffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimHandoffs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concierge.v1.MemoryService/ClaimHandoffs',
+            concierge_dot_v1_dot_memory__pb2.ClaimHandoffsRequest.SerializeToString,
+            concierge_dot_v1_dot_memory__pb2.ClaimHandoffsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishHandoff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concierge.v1.MemoryService/FinishHandoff',
+            concierge_dot_v1_dot_memory__pb2.FinishHandoffRequest.SerializeToString,
+            concierge_dot_v1_dot_memory__pb2.FinishHandoffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHandoffs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concierge.v1.MemoryService/ListHandoffs',
+            concierge_dot_v1_dot_memory__pb2.ListHandoffsRequest.SerializeToString,
+            concierge_dot_v1_dot_memory__pb2.ListHandoffsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concierge.v1.MemoryService/ExportCustomer',
+            concierge_dot_v1_dot_memory__pb2.ExportCustomerRequest.SerializeToString,
+            concierge_dot_v1_dot_memory__pb2.ExportCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concierge.v1.MemoryService/EraseCustomer',
+            concierge_dot_v1_dot_memory__pb2.EraseCustomerRequest.SerializeToString,
+            concierge_dot_v1_dot_memory__pb2.EraseCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeExpired(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concierge.v1.MemoryService/PurgeExpired',
+            concierge_dot_v1_dot_memory__pb2.PurgeExpiredRequest.SerializeToString,
+            concierge_dot_v1_dot_memory__pb2.PurgeExpiredResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -418,9 +418,8 @@ class Reconciler:
                 parse(SupportAgent, body)
                 for body in self.kube.list_all_custom(AGENT)
                 if alive(body)
-                and is_true(
-                    (body.get("status") or {}).get("conditions") or [], "Ready", body["metadata"].get("generation")
-                )
+                # Ready at any generation: applying a spec change must not drop the route meanwhile.
+                and is_true((body.get("status") or {}).get("conditions") or [], "Ready")
             ]
             return self.kube.apply(builders.route_table(ready, self.settings.namespace))
 

@@ -19,6 +19,7 @@ from concierge.agent import context, escalation, handoff, history, prompts, tool
 from concierge.agent.config import Settings
 from concierge.agent.events import EventMapper
 from concierge.agent.extractive_client import SentenceEmbedder, turn_log_fields
+from concierge.agent.guard import OutputGuard
 from concierge.agent.knowledge import KnowledgeSearch, KnowledgeSearchFailed
 from concierge.agent.providers import (
     ProviderConfigError,
@@ -245,9 +246,15 @@ class ChatService:
             timeout=self._settings.rpc_timeout_seconds,
             may_escalate=may_escalate,
         )
+        system = prompts.instructions(spec, conversation.summary, conversation.notes)
+        guard = OutputGuard(
+            # Only the agent's own instructions are secret; the summary and notes quote the customer.
+            prompts.instructions(spec),
+            allowed=lambda: "\n".join([*conversation.customer_texts, *(p.text for p in search.passages)]),
+        )
         agent = Agent(
             runtime.client,
-            instructions=prompts.instructions(spec, conversation.summary, conversation.notes),
+            instructions=system,
             name=runtime.resource.name,
             tools=[search.tool(), *turn_tools.tools(attachments=spec.attachments.enabled)],
             default_options=chat_options(spec),  # type: ignore[arg-type]  # a plain ChatOptions dict
@@ -264,8 +271,12 @@ class ChatService:
             stream = agent.run(messages, stream=True)
             async for update in stream:
                 for event in mapper.map(update):
-                    if event.HasField("text_delta") and not first_token_ms:
-                        first_token_ms = int((time.monotonic() - started) * 1000)
+                    if event.HasField("text_delta"):
+                        safe = guard.feed(event.text_delta.text)
+                        if not safe:
+                            continue
+                        event = agent_pb2.ChatResponse(text_delta=agent_pb2.TextDelta(text=safe))
+                        first_token_ms = first_token_ms or int((time.monotonic() - started) * 1000)
                     yield event
             await stream.get_final_response()
         except KnowledgeSearchFailed as err:
@@ -280,12 +291,23 @@ class ChatService:
             raise ChatError(failure.code, failure.message) from err
         if not mapper.text.strip():
             raise ChatError(grpc.StatusCode.INTERNAL, f"model provider `{spec.model.provider}` returned no text")
-
-        citations = mapper.citations(search.passages)
+        if tail := guard.finish():
+            first_token_ms = first_token_ms or int((time.monotonic() - started) * 1000)
+            yield agent_pb2.ChatResponse(
+                text_delta=agent_pb2.TextDelta(text=f"\n\n{tail}" if guard.tripped and guard.released else tail)
+            )
+        if guard.tripped:
+            log.warning(
+                "output guard replaced an answer that repeated the instructions tenant=%s agent=%s session=%s",
+                request.tenant,
+                request.agent,
+                request.session_id,
+            )
+        citations = [] if guard.tripped else mapper.citations(search.passages)
         for citation in citations:
             yield agent_pb2.ChatResponse(citation=citation)
         confidence = search.best_vector_score
-        stored = await self._store_answer(request, mapper.text, citations, confidence)
+        stored = await self._store_answer(request, guard.answer, citations, confidence)
         signals = [*conversation.signals[:-1], escalation.TurnSignal(turn.question.text, confidence)]
         after: escalation.Decision | None
         if turn_tools.escalation is not None:

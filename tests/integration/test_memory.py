@@ -918,3 +918,16 @@ async def test_upgrade_backfills_activity_time_even_when_a_non_superuser_owner_m
                 )
     finally:
         await superuser(postgres_url, f"DROP DATABASE {database} WITH (FORCE)")
+
+
+async def test_session_counts_customer_turns_once_per_stored_customer_message(memory: Any) -> None:
+    session = (await memory.CreateSession(memory_pb2.CreateSessionRequest(tenant="turns", agent="a"))).session
+    for i, role in enumerate([memory_pb2.ROLE_USER, memory_pb2.ROLE_ASSISTANT, memory_pb2.ROLE_USER]):
+        request = memory_pb2.AppendMessageRequest(
+            tenant="turns", session_id=session.id, role=role, text=f"m{i}", client_message_id=f"c{i}"
+        )
+        await memory.AppendMessage(request)
+        if i == 2:
+            await memory.AppendMessage(request)  # a resend is not a second turn
+    found = await memory.GetSession(memory_pb2.GetSessionRequest(tenant="turns", session_id=session.id))
+    assert found.session.customer_turns == 2

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from concierge.agent import escalation
 from concierge.agent import escalation_lexicon as lexicon
 from concierge.agent.escalation import (
     NEGATIVE_THRESHOLD,
@@ -443,3 +444,13 @@ def test_no_function_word_is_claimed_by_two_languages() -> None:
     for language, stopwords in lexicon.STOPWORDS.items():
         for word in stopwords:
             assert seen.setdefault(word, language) == language, f"{word!r} is in {seen[word]} and {language}"
+
+
+def test_max_turns_counts_the_whole_conversation_not_only_the_recent_turns() -> None:
+    rules = EscalationRules(max_turns=100)
+    recent = [TurnSignal(text="and another thing", confidence=0.9)] * 3
+    assert evaluate(rules, escalation.TurnHistory(recent, total=99)) is None
+    decision = evaluate(rules, escalation.TurnHistory(recent, total=100))
+    assert decision is not None
+    assert decision.rule == "max_turns"
+    assert "100 customer turns" in decision.reason

@@ -308,7 +308,10 @@ class ChatService:
             yield agent_pb2.ChatResponse(citation=citation)
         confidence = search.best_vector_score
         stored = await self._store_answer(request, guard.answer, citations, confidence)
-        signals = [*conversation.signals[:-1], escalation.TurnSignal(turn.question.text, confidence)]
+        signals = escalation.TurnHistory(
+            [*conversation.signals[:-1], escalation.TurnSignal(turn.question.text, confidence)],
+            conversation.signals.total,
+        )
         after: escalation.Decision | None
         if turn_tools.escalation is not None:
             after = escalation.Decision(rule="agent", reason=turn_tools.escalation.reason)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from concierge.agent import history, summary
-from concierge.agent.escalation import TurnSignal
+from concierge.agent.escalation import TurnHistory, TurnSignal
 from concierge.v1 import memory_pb2, memory_pb2_grpc
 
 MAX_PAGE = 200
@@ -24,7 +24,7 @@ class Conversation:
     recent: list[memory_pb2.Message]
     summary: str
     # Customer turns, oldest first, the question last: what the escalation rules look at.
-    signals: list[TurnSignal]
+    signals: TurnHistory
 
     @property
     def customer_texts(self) -> list[str]:
@@ -71,7 +71,7 @@ async def load(
         messages = await read_all(memory, session, rpc_timeout)
         turn = history.find_turn(messages, user_message_id)
     if turn.question is None:
-        return Conversation(session, turn, [], session.summary, [])
+        return Conversation(session, turn, [], session.summary, TurnHistory([], session.customer_turns))
     earlier = turn.earlier
     recent = earlier[-history_turns:] if history_turns > 0 else []
     first_recent_seq = recent[0].seq if recent else turn.question.seq
@@ -91,7 +91,9 @@ async def load(
             ),
             timeout=rpc_timeout,
         )
-    return Conversation(session, turn, recent, text, signals(messages, turn.question))
+    recent_signals = signals(messages, turn.question)
+    # The stored count includes the question (its append came first); a window may hold fewer.
+    return Conversation(session, turn, recent, text, TurnHistory(recent_signals, session.customer_turns))
 
 
 async def read_range(

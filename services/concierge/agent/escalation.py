@@ -428,10 +428,19 @@ def _low_confidence_rule(rules: EscalationRules, turns: Sequence[TurnSignal]) ->
     )
 
 
+class TurnHistory(list[TurnSignal]):
+    """The recent customer turns, and how many the whole conversation has (it may be longer)."""
+
+    def __init__(self, turns: Sequence[TurnSignal], total: int) -> None:
+        super().__init__(turns)
+        self.total = max(total, len(turns))
+
+
 def _max_turns_rule(rules: EscalationRules, turns: Sequence[TurnSignal]) -> Decision | None:
-    if rules.max_turns <= 0 or len(turns) < rules.max_turns:
+    count = turns.total if isinstance(turns, TurnHistory) else len(turns)
+    if rules.max_turns <= 0 or count < rules.max_turns:
         return None
-    return Decision("max_turns", f"the conversation reached {len(turns)} customer turns (limit {rules.max_turns})")
+    return Decision("max_turns", f"the conversation reached {count} customer turns (limit {rules.max_turns})")
 
 
 _Check = Callable[[EscalationRules, Sequence[TurnSignal]], Decision | None]

@@ -17,7 +17,7 @@ Row = dict[str, Any]
 
 SESSION_COLUMNS = (
     "id, tenant, agent, created_at, customer_id, status, handler, escalation_reason, escalated_at, "
-    "summary, summary_through_seq, updated_at"
+    "summary, summary_through_seq, updated_at, customer_turns"
 )
 MESSAGE_COLUMNS = (
     "id, session_id, seq, role, text, client_message_id, reply_to, citations, created_at, author, confidence"
@@ -51,6 +51,7 @@ def session(row: Row) -> memory_pb2.Session:
         summary=row["summary"],
         summary_through_seq=row["summary_through_seq"],
         updated_at=timestamp(row["updated_at"]),
+        customer_turns=row["customer_turns"],
     )
 
 

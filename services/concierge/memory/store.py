@@ -111,7 +111,10 @@ async def append_message(pool: AsyncConnectionPool, new: NewMessage) -> tuple[me
             ],
         )
         row = await cur.fetchone()
-        await cur.execute("UPDATE sessions SET updated_at = now() WHERE id = %s", [new.session_id])
+        await cur.execute(
+            "UPDATE sessions SET updated_at = now(), customer_turns = customer_turns + %s WHERE id = %s",
+            [1 if new.role == "user" else 0, new.session_id],
+        )
     assert row is not None
     return rows.message(row), True
 

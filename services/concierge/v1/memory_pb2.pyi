@@ -107,6 +107,7 @@ class Session(_message.Message):
     SUMMARY_FIELD_NUMBER: _builtins.int
     SUMMARY_THROUGH_SEQ_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    CUSTOMER_TURNS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     tenant: _builtins.str
     agent: _builtins.str
@@ -121,6 +122,8 @@ class Session(_message.Message):
     summary: _builtins.str
     summary_through_seq: _builtins.int
     updated_at: _builtins.str
+    customer_turns: _builtins.int
+    """Customer messages in the session (the length rule of an EscalationPolicy)."""
     def __init__(
         self,
         *,
@@ -136,10 +139,11 @@ class Session(_message.Message):
         summary: _builtins.str = ...,
         summary_through_seq: _builtins.int = ...,
         updated_at: _builtins.str = ...,
+        customer_turns: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "created_at", b"created_at", "customer_id", b"customer_id", "escalated_at", b"escalated_at", "escalation_reason", b"escalation_reason", "handler", b"handler", "id", b"id", "status", b"status", "summary", b"summary", "summary_through_seq", b"summary_through_seq", "tenant", b"tenant", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "created_at", b"created_at", "customer_id", b"customer_id", "customer_turns", b"customer_turns", "escalated_at", b"escalated_at", "escalation_reason", b"escalation_reason", "handler", b"handler", "id", b"id", "status", b"status", "summary", b"summary", "summary_through_seq", b"summary_through_seq", "tenant", b"tenant", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -14,7 +14,7 @@ export function App() {
   const items = useMemo(() => buildTimeline(chat.state), [chat.state]);
   const ready = chat.phase.kind === 'ready';
   const displayName = chat.agent ? chat.agent.displayName || chat.agent.name : null;
-  const { send } = chat;
+  const { send, attach } = chat;
 
   useEffect(() => {
     document.title = displayName ? `${displayName} · Support chat` : 'Support chat';
@@ -29,11 +29,22 @@ export function App() {
     [send],
   );
 
+  const onAttach = useCallback(
+    (file: File) => {
+      const ok = attach(file);
+      if (ok) setSendCount((n) => n + 1);
+      return ok;
+    },
+    [attach],
+  );
+
   return (
     <div className="app">
       <Header agent={chat.agent} status={chat.status}
         ready={ready}
         failed={chat.phase.kind === 'failed'}
+        sessionStatus={chat.state.sessionStatus}
+        handler={chat.state.handler}
         onNewConversation={chat.newConversation} />
       <main className="main">
         <MessageList
@@ -41,6 +52,7 @@ export function App() {
           items={items}
           loading={chat.phase.kind === 'loading' && chat.agent !== null}
           onDismissError={chat.dismissError}
+          onDismissUpload={chat.dismissUpload}
           sendCount={sendCount}
         />
         {chat.phase.kind === 'failed' && (
@@ -49,7 +61,12 @@ export function App() {
           </div>
         )}
       </main>
-      <Composer disabled={!ready} onSend={onSend} />
+      <Composer
+        disabled={!ready}
+        onSend={onSend}
+        onAttach={chat.agent?.attachmentsEnabled === false ? undefined : onAttach}
+        placeholder={chat.state.sessionStatus === 'bot' ? 'Ask a question…' : 'Write a message…'}
+      />
     </div>
   );
 }

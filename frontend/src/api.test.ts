@@ -38,3 +38,30 @@ describe('ApiClient', () => {
     expect(seen[0]?.init.headers).not.toHaveProperty('X-Concierge-Tenant');
   });
 });
+
+describe('ApiClient.uploadAttachment', () => {
+  it('posts the file as multipart part `file` with the tenant header', async () => {
+    const seen: { url: string; init: RequestInit }[] = [];
+    const api = new ApiClient(
+      'acme',
+      fakeFetch({ '/api/v1/sessions/s1/attachments': { status: 201, body: { id: 'att1', filename: 'a.txt' } } }, seen),
+    );
+    const attachment = await api.uploadAttachment('s1', new Blob(['hello'], { type: 'text/plain' }), 'a.txt');
+    expect(attachment.id).toBe('att1');
+    const body = seen[0]?.init.body;
+    expect(body).toBeInstanceOf(FormData);
+    expect((body as FormData).get('file')).toBeInstanceOf(Blob);
+    const headers = seen[0]?.init.headers as Record<string, string>;
+    expect(headers['X-Concierge-Tenant']).toBe('acme');
+    expect(headers).not.toHaveProperty('Content-Type');
+  });
+
+  it('surfaces the problem detail of a refused file', async () => {
+    const problem = { type: 'about:blank', title: 'File too large', status: 413, detail: 'at most 4,096 bytes' };
+    const api = new ApiClient(null, fakeFetch({ '/api/v1/sessions/s1/attachments': { status: 413, body: problem } }, []));
+    await expect(api.uploadAttachment('s1', new Blob(['x']), 'big.txt')).rejects.toMatchObject({
+      status: 413,
+      message: 'at most 4,096 bytes',
+    });
+  });
+});

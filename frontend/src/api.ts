@@ -1,7 +1,7 @@
 // REST client for the edge. Every request carries the tenant header when the
 // page was opened with `?tenant=NAME`; otherwise the edge uses its default.
 
-import type { Agent, Message, Page, Session } from './types';
+import type { Agent, Attachment, Message, Page, Session } from './types';
 
 export const API_BASE = '/api/v1';
 export const TENANT_HEADER = 'X-Concierge-Tenant';
@@ -71,6 +71,24 @@ export class ApiClient {
 
   createSession(agent: string, signal?: AbortSignal): Promise<Session> {
     return this.request<Session>('POST', '/sessions', { agent }, signal);
+  }
+
+  /**
+   * Attach a file to the conversation (multipart part `file`). The edge answers
+   * problem details on refusal: 413 too large, 415 unsupported type, 422 no
+   * text in it, 403 the agent takes no files; they become an ApiError.
+   */
+  async uploadAttachment(sessionId: string, file: Blob, filename: string, signal?: AbortSignal): Promise<Attachment> {
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (this.tenant) headers[TENANT_HEADER] = this.tenant;
+    const form = new FormData();
+    form.append('file', file, filename);
+    // No Content-Type header: the browser sets multipart/form-data with its boundary.
+    const init: RequestInit = { method: 'POST', headers, body: form };
+    if (signal) init.signal = signal;
+    const res = await this.fetchImpl(`${API_BASE}/sessions/${encodeURIComponent(sessionId)}/attachments`, init);
+    if (!res.ok) throw await errorFrom(res);
+    return (await res.json()) as Attachment;
   }
 
   getSession(id: string, signal?: AbortSignal): Promise<Session> {

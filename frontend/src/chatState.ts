@@ -1,9 +1,10 @@
 // Pure chat state: stored messages, un-acked user messages, assistant answers
-// being streamed, and notices. Kept free of React and I/O so it is unit-tested.
+// being streamed, who answers (bot or human agent), file uploads, and notices.
+// Kept free of React and I/O so it is unit-tested.
 
 import { codePointLength, dropCodePoints } from './codePoints';
 import { MAX_MESSAGE_CHARS, messageLength } from './config';
-import type { Citation, Message, ServerFrame } from './types';
+import type { Attachment, Citation, Message, ServerFrame, SessionStatus } from './types';
 
 /** A user message typed here that the server has not acknowledged yet (the resend queue). */
 export interface PendingMessage {
@@ -47,6 +48,26 @@ export interface EscalationNotice {
   message: string;
 }
 
+/** A human agent joined or left, told by a frame that carried no stored message (older edges). */
+export interface HandoffNotice {
+  key: string;
+  kind: 'joined' | 'left';
+  name: string;
+  text: string;
+}
+
+/** A file being uploaded, or one the edge refused (shown with its problem detail). */
+export interface UploadState {
+  key: string;
+  filename: string;
+  sizeBytes: number;
+  status: 'uploading' | 'failed';
+  /** Why it failed (the problem's detail, e.g. the size limit). */
+  error: string | null;
+  /** HTTP status of the failure (413 too large, 415 unsupported type, …). */
+  httpStatus: number | null;
+}
+
 export interface ErrorNotice {
   key: string;
   code: string | null;
@@ -63,6 +84,12 @@ export interface ChatState {
   streams: Record<string, StreamState>;
   escalations: EscalationNotice[];
   errors: ErrorNotice[];
+  /** Who answers: the bot, nobody yet (escalated, waiting for a human), or `handler`. */
+  sessionStatus: SessionStatus;
+  /** Name of the human agent holding the conversation. */
+  handler: string | null;
+  handoffs: HandoffNotice[];
+  uploads: UploadState[];
 }
 
 export const initialChatState: ChatState = {
@@ -72,6 +99,10 @@ export const initialChatState: ChatState = {
   streams: {},
   escalations: [],
   errors: [],
+  sessionStatus: 'bot',
+  handler: null,
+  handoffs: [],
+  uploads: [],
 };
 
 /** Empty "typing" streams are dropped after this long without any frame. */
@@ -82,6 +113,12 @@ export const STREAM_STALL_MS = 60_000;
 export type ChatAction =
   | { type: 'reset' }
   | { type: 'merge_messages'; messages: Message[] }
+  /** The session as loaded: who answers it. */
+  | { type: 'session'; status: SessionStatus | null | undefined; handler: string | null | undefined }
+  | { type: 'upload_start'; key: string; filename: string; sizeBytes: number }
+  | { type: 'upload_done'; key: string; attachment: Attachment }
+  | { type: 'upload_failed'; key: string; message: string; httpStatus: number | null }
+  | { type: 'dismiss_upload'; key: string }
   | { type: 'send'; clientMessageId: string; text: string; now: number }
   | { type: 'frame'; frame: ServerFrame; now: number }
   | { type: 'local_error'; code: string | null; message: string; key: string }
@@ -239,11 +276,67 @@ function applyMessageError(state: ChatState, frame: ErrorFrame & { clientMessage
   return { ...state, pending: state.pending.map((x) => (x === p ? { ...x, lastError } : x)) };
 }
 
+/** What a system message is, from the id the edge gives it (`takeover:…`, `handback:…`, `attachment:…`). */
+export type SystemNote =
+  | { kind: 'joined' | 'left'; text: string }
+  | { kind: 'attachment'; filename: string; text: string }
+  | { kind: 'note'; text: string };
+
+const ATTACHED = /^Customer attached "(.+)" \(attachment /;
+
+export function systemNote(m: Message): SystemNote {
+  const id = m.clientMessageId ?? '';
+  if (id.startsWith('takeover:')) return { kind: 'joined', text: m.text };
+  if (id.startsWith('handback:')) return { kind: 'left', text: m.text };
+  if (id.startsWith('attachment:')) {
+    const match = ATTACHED.exec(m.text);
+    return { kind: 'attachment', filename: match?.[1] ?? m.text, text: m.text };
+  }
+  return { kind: 'note', text: m.text };
+}
+
+/** While a human is on it (or awaited), the bot does not answer: no typing indicator. */
+function botAnswers(status: SessionStatus): boolean {
+  return status === 'bot';
+}
+
+/** Typing indicators of answers that will not come (the bot stepped aside); partial answers stay. */
+function dropTyping(streams: Record<string, StreamState>): Record<string, StreamState> {
+  return Object.values(streams).some((s) => !s.text) ? dropEmptyStreams(streams, (s) => (s.text ? s : null)) : streams;
+}
+
+type HandoffFrame = Extract<ServerFrame, { type: 'human_joined' }> | Extract<ServerFrame, { type: 'human_left' }>;
+
+function applyHandoff(state: ChatState, frame: HandoffFrame, now: number): ChatState {
+  const joined = frame.type === 'human_joined';
+  const name = frame.name?.trim() || 'A support agent';
+  let next: ChatState = {
+    ...state,
+    sessionStatus: joined ? 'human' : 'bot',
+    handler: joined ? name : null,
+    streams: joined ? dropTyping(state.streams) : state.streams,
+  };
+  if (frame.message) return mergeMessages(next, [frame.message]);
+  const text = joined ? `${name} joined the conversation` : `${name} left; the assistant is back`;
+  const last = state.handoffs[state.handoffs.length - 1];
+  if (last && last.text === text) return next;
+  next = {
+    ...next,
+    handoffs: [...state.handoffs, { key: `handoff:${now}:${state.handoffs.length}`, kind: joined ? 'joined' : 'left', name, text }],
+  };
+  return next;
+}
+
 function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatState {
   switch (frame.type) {
     case 'ack': {
-      const merged = mergeMessages(state, [frame.message]);
+      let merged = mergeMessages(state, [frame.message]);
       const m = frame.message;
+      const status = frame.sessionStatus;
+      if (status && status !== merged.sessionStatus) {
+        merged = { ...merged, sessionStatus: status, handler: status === 'human' ? merged.handler : null };
+      }
+      if (!botAnswers(merged.sessionStatus)) return merged;
       if (m.role !== 'user' || hasStoredReply(merged.messages, m.id) || merged.streams[m.id]) return merged;
       // Show a typing indicator until the first delta arrives.
       return updateStream(merged, m.id, now, (s) => s);
@@ -261,6 +354,12 @@ function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatStat
         ...s,
         citations: upsertCitation(s.citations, frame.citation),
       }));
+    case 'message':
+      // Our own message comes back this way too: merged by id, it is shown once.
+      return mergeMessages(state, [frame.message]);
+    case 'human_joined':
+    case 'human_left':
+      return applyHandoff(state, frame, now);
     case 'escalation': {
       const key = `esc:${frame.replyTo}:${frame.message}`;
       const escalations = state.escalations.some((e) => e.key === key)
@@ -269,7 +368,8 @@ function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatStat
       // An escalation instead of an answer ends the typing indicator.
       const s = state.streams[frame.replyTo];
       const streams = s && !s.text ? omit(state.streams, frame.replyTo) : state.streams;
-      return { ...state, escalations, streams };
+      const sessionStatus = state.sessionStatus === 'human' ? state.sessionStatus : 'escalated';
+      return { ...state, escalations, streams, sessionStatus };
     }
     case 'done': {
       // The stored message replaces the streamed text and citations. Drop the
@@ -307,6 +407,31 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
       return initialChatState;
     case 'merge_messages':
       return mergeMessages(state, action.messages);
+    case 'session': {
+      const status = action.status ?? 'bot';
+      const handler = status === 'human' ? action.handler?.trim() || null : null;
+      return status === state.sessionStatus && handler === state.handler ? state : { ...state, sessionStatus: status, handler };
+    }
+    case 'upload_start':
+      return {
+        ...state,
+        uploads: [
+          ...state.uploads.filter((u) => u.key !== action.key),
+          { key: action.key, filename: action.filename, sizeBytes: action.sizeBytes, status: 'uploading', error: null, httpStatus: null },
+        ],
+      };
+    case 'upload_done':
+      // The stored system message now shows the file.
+      return mergeMessages({ ...state, uploads: state.uploads.filter((u) => u.key !== action.key) }, [action.attachment.message]);
+    case 'upload_failed':
+      return {
+        ...state,
+        uploads: state.uploads.map((u) =>
+          u.key === action.key ? { ...u, status: 'failed', error: action.message, httpStatus: action.httpStatus } : u,
+        ),
+      };
+    case 'dismiss_upload':
+      return { ...state, uploads: state.uploads.filter((u) => u.key !== action.key) };
     case 'send':
       if (
         state.pending.some((p) => p.clientMessageId === action.clientMessageId) ||
@@ -363,13 +488,16 @@ export type TimelineItem =
   | { kind: 'stream'; key: string; stream: StreamState }
   | { kind: 'escalation'; key: string; notice: EscalationNotice }
   | { kind: 'error'; key: string; notice: ErrorNotice }
-  | { kind: 'rejected'; key: string; rejected: RejectedMessage };
+  | { kind: 'rejected'; key: string; rejected: RejectedMessage }
+  | { kind: 'handoff'; key: string; notice: HandoffNotice }
+  | { kind: 'upload'; key: string; upload: UploadState };
 
 /**
  * The order things are shown in: stored messages by seq; an answer being
  * streamed right after the user message it answers; escalation notices after
  * the answer (or the question, if there is no answer); errors and refused
- * user messages where they happened; un-acked user messages last.
+ * user messages where they happened; hand-off notices not stored as messages
+ * and uploads in progress after the stored messages; un-acked user messages last.
  */
 export function buildTimeline(state: ChatState): TimelineItem[] {
   const items: TimelineItem[] = [];
@@ -430,6 +558,10 @@ export function buildTimeline(state: ChatState): TimelineItem[] {
     if (!placedEsc.has(e.key)) items.push({ kind: 'escalation', key: e.key, notice: e });
   }
   flushErrors(Number.POSITIVE_INFINITY);
+  for (const h of state.handoffs) {
+    if (!systemTexts.has(h.text)) items.push({ kind: 'handoff', key: h.key, notice: h });
+  }
+  for (const u of state.uploads) items.push({ kind: 'upload', key: u.key, upload: u });
   for (const p of state.pending) items.push({ kind: 'pending', key: `u:${p.clientMessageId}`, pending: p });
   return items;
 }

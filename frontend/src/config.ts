@@ -19,6 +19,9 @@ export function readPageParams(search: string): PageParams {
   return { tenant: clean(params.get('tenant')), agent: clean(params.get('agent')) };
 }
 
+/** Files the edge can read (the formats of the knowledge bases); others are refused with 415. */
+export const ATTACHMENT_ACCEPT = '.pdf,.docx,.pptx,.xlsx,.csv,.json,.md,.markdown,.txt,.html,.htm';
+
 /** The edge rejects longer messages (`invalid_message`). */
 export const MAX_MESSAGE_CHARS = 8000;
 /** The composer shows a character counter from this length on. */

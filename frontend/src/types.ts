@@ -1,6 +1,10 @@
 // Wire types of the Concierge edge API (JSON is camelCase).
 
-export type Role = 'user' | 'assistant' | 'system';
+/** `human`: a human support agent (see `author`); `system`: notes such as "Ana joined the conversation". */
+export type Role = 'user' | 'assistant' | 'system' | 'human';
+
+/** Who answers the session: the bot, nobody yet (waiting for a human), or a human agent. */
+export type SessionStatus = 'bot' | 'escalated' | 'human';
 
 export interface Citation {
   index: number;
@@ -24,6 +28,8 @@ export interface Message {
   createdAt: string;
   citations?: Citation[] | null;
   replyTo?: string | null;
+  /** Display name of the human agent (role `human`). */
+  author?: string | null;
 }
 
 export interface Agent {
@@ -31,6 +37,9 @@ export interface Agent {
   namespace?: string;
   displayName?: string | null;
   greeting?: string | null;
+  /** Whether customers may upload files (older edges do not say: assume yes). */
+  attachmentsEnabled?: boolean | null;
+  attachmentsMaxBytes?: number | null;
 }
 
 export interface Session {
@@ -38,6 +47,26 @@ export interface Session {
   agent: string;
   tenant: string;
   createdAt: string;
+  customerId?: string | null;
+  status?: SessionStatus | null;
+  /** Display name of the human agent holding the session (status `human`). */
+  handler?: string | null;
+}
+
+/** A file the customer attached (201 of POST /sessions/{id}/attachments). */
+export interface Attachment {
+  id: string;
+  sessionId: string;
+  filename: string;
+  contentType: string;
+  sizeBytes: number;
+  format: string;
+  chars: number;
+  pages?: number | null;
+  truncated: boolean;
+  createdAt: string;
+  /** The system message announcing the file in the conversation. */
+  message: Message;
 }
 
 export interface Page<T> {
@@ -54,7 +83,13 @@ export interface UserMessageFrame {
 
 /** Server -> client frames. */
 export type ServerFrame =
-  | { type: 'ack'; message: Message; created: boolean }
+  /** `sessionStatus` other than `bot`: no answer from the bot follows (a human answers). */
+  | { type: 'ack'; message: Message; created: boolean; sessionStatus?: SessionStatus | null }
+  /** A stored message from someone else on the session (a human agent's reply, an attachment note, …). */
+  | { type: 'message'; message: Message }
+  /** A human agent took over (`human_joined`) or handed back to the bot (`human_left`). */
+  | { type: 'human_joined'; name: string; message?: Message | null }
+  | { type: 'human_left'; name: string; message?: Message | null }
   /**
    * `offset`: characters (Unicode code points) of this answer's text before
    * this delta. A socket that (re)joins mid-answer gets the answer's frames

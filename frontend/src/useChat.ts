@@ -66,6 +66,9 @@ export interface ChatApi {
   status: ConnectionStatus;
   state: ChatState;
   send: (text: string) => boolean;
+  /** Upload a file to the conversation; false when the chat is not ready or the agent takes no files. */
+  attach: (file: File) => boolean;
+  dismissUpload: (key: string) => void;
   retry: () => void;
   newConversation: () => void;
   dismissError: (key: string) => void;
@@ -133,6 +136,7 @@ export function useChat(params: PageParams): ChatApi {
       const history = await api.listMessagesAfter(session.id, 0, signal);
       if (signal.aborted) return;
       dispatch({ type: 'merge_messages', messages: history });
+      dispatch({ type: 'session', status: session.status, handler: session.handler });
       if (carried) {
         carryRef.current = null;
         dispatch({ type: 'local_error', code: 'session_replaced', message: SESSION_REPLACED_MESSAGE, key: `replaced:${Date.now()}` });
@@ -233,6 +237,13 @@ export function useChat(params: PageParams): ChatApi {
         // stored while we were away.
         resendPending(sock, 0);
         void refetch();
+        // Who answers may have changed while we were away (a human joined or left).
+        api.getSession(sessionId).then(
+          (session) => {
+            if (!disposed) dispatch({ type: 'session', status: session.status, handler: session.handler });
+          },
+          () => {},
+        );
       },
       onFrame: (frame) => {
         lastFrameAtRef.current = Date.now();
@@ -279,6 +290,29 @@ export function useChat(params: PageParams): ChatApi {
     [sessionId],
   );
 
+  const attachmentsEnabled = agent?.attachmentsEnabled !== false;
+  const attach = useCallback(
+    (file: File): boolean => {
+      if (!sessionId || !attachmentsEnabled) return false;
+      const key = `up:${newClientMessageId()}`;
+      dispatch({ type: 'upload_start', key, filename: file.name, sizeBytes: file.size });
+      api.uploadAttachment(sessionId, file, file.name).then(
+        (attachment) => dispatch({ type: 'upload_done', key, attachment }),
+        (err: unknown) =>
+          dispatch({
+            type: 'upload_failed',
+            key,
+            message: describe(err),
+            httpStatus: err instanceof ApiError ? err.status : null,
+          }),
+      );
+      return true;
+    },
+    [api, sessionId, attachmentsEnabled],
+  );
+
+  const dismissUpload = useCallback((key: string) => dispatch({ type: 'dismiss_upload', key }), []);
+
   const retry = useCallback(() => setBootCount((n) => n + 1), []);
 
   const newConversation = useCallback(() => {
@@ -288,5 +322,5 @@ export function useChat(params: PageParams): ChatApi {
 
   const dismissError = useCallback((key: string) => dispatch({ type: 'dismiss_error', key }), []);
 
-  return { phase, agent, sessionId, status, state, send, retry, newConversation, dismissError };
+  return { phase, agent, sessionId, status, state, send, attach, dismissUpload, retry, newConversation, dismissError };
 }

@@ -461,6 +461,8 @@ def route_table(agents: Sequence[SupportAgent], release_namespace: str) -> Objec
                 greeting=a.spec.greeting,
                 agent_address=agent_endpoint(a),
                 memory_address=f"{MEMORY}.{a.namespace}.svc:{GRPC_PORT}",
+                attachments_enabled=a.spec.attachments.enabled,
+                attachments_max_bytes=a.spec.attachments.max_bytes,
             )
             for a in sorted(agents, key=lambda a: (a.namespace, a.name))
         ]

@@ -151,6 +151,34 @@ def test_browser_user_types_a_question_and_sees_a_cited_answer(acme_up: Up, tmp_
     assert (tmp_path / "chat.png").stat().st_size > 0
 
 
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is installed by `make test`")
+def test_browser_user_attaches_a_file_and_is_answered_by_a_human(acme_up: Up, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            "node",
+            str(ROOT / "tests" / "e2e" / "browser" / "handoff.mjs"),
+            "--url",
+            acme_up.url,
+            "--screenshot",
+            str(tmp_path / "handoff.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "error-codes.md" in seen["chip"]
+    assert seen["refused"]["status"] == "415"
+    assert "photo.png" in seen["refused"]["text"]
+    assert seen["joined"] == "Ana joined the conversation"
+    assert "Ana" in seen["handler"]
+    assert seen["human"]["author"].startswith("Ana")
+    assert seen["human"]["text"] == "Hi, Ana here. Please clean the main brush."
+    assert seen["typingWhileHuman"] is False
+    assert seen["left"] == "Ana left; the assistant is back"
+
+
 def test_invalid_folder_stops_before_anything_starts(tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -1,17 +1,22 @@
-import { useId, useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
-import { lengthStatus, MAX_MESSAGE_CHARS } from '../config';
+import { useId, useLayoutEffect, useRef, useState, type ChangeEvent, type FormEvent, type KeyboardEvent } from 'react';
+import { ATTACHMENT_ACCEPT, lengthStatus, MAX_MESSAGE_CHARS } from '../config';
 
 interface ComposerProps {
   disabled: boolean;
   onSend: (text: string) => boolean;
+  /** Upload a file; absent when the agent takes no files. */
+  onAttach?: ((file: File) => boolean) | undefined;
+  /** Placeholder, e.g. while a human agent answers. */
+  placeholder?: string;
 }
 
 const MAX_HEIGHT_PX = 180;
 const fmt = (n: number) => n.toLocaleString('en-US');
 
-export function Composer({ disabled, onSend }: ComposerProps) {
+export function Composer({ disabled, onSend, onAttach, placeholder = 'Ask a question…' }: ComposerProps) {
   const [text, setText] = useState('');
   const ref = useRef<HTMLTextAreaElement>(null);
+  const fileRef = useRef<HTMLInputElement>(null);
   const counterId = useId();
   const limitId = useId();
   const { length, showCounter, tooLong } = lengthStatus(text);
@@ -42,17 +47,58 @@ export function Composer({ disabled, onSend }: ComposerProps) {
     }
   };
 
+  const onFile = (ev: ChangeEvent<HTMLInputElement>) => {
+    const file = ev.target.files?.[0];
+    // Cleared, so choosing the same file again (after a refusal) fires again.
+    ev.target.value = '';
+    if (file && onAttach) onAttach(file);
+  };
+
   const canSend = !disabled && text.trim() !== '' && !tooLong;
   const describedBy = [showCounter && counterId, tooLong && limitId].filter(Boolean).join(' ') || undefined;
   return (
     <footer className="composer">
       <form className="composer__inner" onSubmit={onSubmit} aria-label="Send a message">
+        {onAttach && (
+          <>
+            <input
+              ref={fileRef}
+              type="file"
+              className="visually-hidden"
+              accept={ATTACHMENT_ACCEPT}
+              onChange={onFile}
+              tabIndex={-1}
+              aria-hidden="true"
+              data-testid="attach-input"
+            />
+            <button
+              type="button"
+              className="attach-button"
+              data-testid="attach-button"
+              aria-label="Attach a file"
+              title="Attach a file (PDF, Word, PowerPoint, Excel, CSV, JSON, Markdown, text or HTML)"
+              disabled={disabled}
+              onClick={() => fileRef.current?.click()}
+            >
+              <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">
+                <path
+                  d="m20 11.5-7.8 7.8a5 5 0 0 1-7.1-7.1l8.2-8.2a3.3 3.3 0 0 1 4.7 4.7l-8.2 8.2a1.7 1.7 0 0 1-2.4-2.4l7.6-7.6"
+                  fill="none"
+                  stroke="currentColor"
+                  strokeWidth="1.9"
+                  strokeLinecap="round"
+                  strokeLinejoin="round"
+                />
+              </svg>
+            </button>
+          </>
+        )}
         <textarea
           ref={ref}
           className="composer__input"
           data-testid="chat-input"
           aria-label="Message"
-          placeholder="Ask a question…"
+          placeholder={placeholder}
           rows={1}
           value={text}
           onChange={(ev) => setText(ev.target.value)}

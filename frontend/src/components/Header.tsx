@@ -1,5 +1,5 @@
 import type { ConnectionStatus } from '../chatSocket';
-import type { Agent } from '../types';
+import type { Agent, SessionStatus } from '../types';
 
 interface HeaderProps {
   agent: Agent | null;
@@ -7,7 +7,17 @@ interface HeaderProps {
   ready: boolean;
   /** Loading the chat failed or the edge refused the connection. */
   failed?: boolean;
+  /** Who answers the conversation, and the human agent's name when one does. */
+  sessionStatus?: SessionStatus;
+  handler?: string | null;
   onNewConversation: () => void;
+}
+
+/** What the header says about who answers, or null while the bot does. */
+export function handlerText(status: SessionStatus, handler: string | null | undefined): string | null {
+  if (status === 'human') return `${handler || 'A support agent'} from the support team is chatting with you`;
+  if (status === 'escalated') return 'Waiting for a support agent to join…';
+  return null;
 }
 
 function initials(name: string): string {
@@ -23,8 +33,17 @@ const STATUS_TEXT: Record<ConnectionStatus, string> = {
   closed: 'Offline',
 };
 
-export function Header({ agent, status, ready, failed = false, onNewConversation }: HeaderProps) {
+export function Header({
+  agent,
+  status,
+  ready,
+  failed = false,
+  sessionStatus = 'bot',
+  handler = null,
+  onNewConversation,
+}: HeaderProps) {
   const name = agent ? agent.displayName || agent.name : '';
+  const who = ready ? handlerText(sessionStatus, handler) : null;
   const shownStatus: ConnectionStatus = ready ? status : failed ? 'closed' : 'connecting';
   return (
     <header className="header">
@@ -44,6 +63,11 @@ export function Header({ agent, status, ready, failed = false, onNewConversation
             <span className={`status-dot status-dot--${shownStatus}`} aria-hidden="true" />
             {STATUS_TEXT[shownStatus]}
           </p>
+          {who && (
+            <p className={`header__handler header__handler--${sessionStatus}`} data-testid="handler-status" aria-live="polite">
+              {who}
+            </p>
+          )}
         </div>
         <button
           type="button"

@@ -1,14 +1,17 @@
 import { useLayoutEffect, useRef } from 'react';
-import type { TimelineItem } from '../chatState';
+import { systemNote, type TimelineItem } from '../chatState';
 import type { Message } from '../types';
 import { AnswerText, AssistantMessage, BotGlyph, formatTime, TypingIndicator } from './AssistantMessage';
-import { ErrorBanner, EscalationBanner } from './Notices';
+import { AttachmentChip, UploadChip } from './Attachments';
+import { HumanMessage } from './HumanMessage';
+import { ErrorBanner, EscalationBanner, HandoffLine } from './Notices';
 
 interface MessageListProps {
   greeting: string | null;
   items: TimelineItem[];
   loading: boolean;
   onDismissError: (key: string) => void;
+  onDismissUpload: (key: string) => void;
   /** Changes whenever the user sends: always scroll to the bottom then. */
   sendCount: number;
 }
@@ -50,6 +53,9 @@ function UserBubble({ text, status, createdAt, error }: UserBubbleProps) {
 }
 
 function SystemLine({ message }: { message: Message }) {
+  const note = systemNote(message);
+  if (note.kind === 'joined' || note.kind === 'left') return <HandoffLine kind={note.kind} text={note.text} />;
+  if (note.kind === 'attachment') return <AttachmentChip filename={note.filename} title={note.text} />;
   return (
     <p className="system-line" data-testid="message-system">
       {message.text}
@@ -57,12 +63,18 @@ function SystemLine({ message }: { message: Message }) {
   );
 }
 
-function renderItem(item: TimelineItem, onDismissError: (key: string) => void) {
+interface Handlers {
+  onDismissError: (key: string) => void;
+  onDismissUpload: (key: string) => void;
+}
+
+function renderItem(item: TimelineItem, { onDismissError, onDismissUpload }: Handlers) {
   switch (item.kind) {
     case 'message': {
       const m = item.message;
       if (m.role === 'user') return <UserBubble key={item.key} text={m.text} status="sent" createdAt={m.createdAt} />;
       if (m.role === 'system') return <SystemLine key={item.key} message={m} />;
+      if (m.role === 'human') return <HumanMessage key={item.key} author={m.author ?? ''} text={m.text} createdAt={m.createdAt} />;
       return (
         <AssistantMessage
           key={m.replyTo ? `a:${m.replyTo}` : item.key}
@@ -98,6 +110,10 @@ function renderItem(item: TimelineItem, onDismissError: (key: string) => void) {
     }
     case 'escalation':
       return <EscalationBanner key={item.key} notice={item.notice} />;
+    case 'handoff':
+      return <HandoffLine key={item.key} kind={item.notice.kind} text={item.notice.text} />;
+    case 'upload':
+      return <UploadChip key={item.key} upload={item.upload} onDismiss={() => onDismissUpload(item.upload.key)} />;
     case 'error':
       return (
         <ErrorBanner
@@ -112,7 +128,7 @@ function renderItem(item: TimelineItem, onDismissError: (key: string) => void) {
   }
 }
 
-export function MessageList({ greeting, items, loading, onDismissError, sendCount }: MessageListProps) {
+export function MessageList({ greeting, items, loading, onDismissError, onDismissUpload, sendCount }: MessageListProps) {
   const scrollRef = useRef<HTMLDivElement>(null);
   const stickRef = useRef(true);
 
@@ -150,7 +166,7 @@ export function MessageList({ greeting, items, loading, onDismissError, sendCoun
             Loading conversation…
           </div>
         )}
-        {items.map((item) => renderItem(item, onDismissError))}
+        {items.map((item) => renderItem(item, { onDismissError, onDismissUpload }))}
       </div>
     </div>
   );

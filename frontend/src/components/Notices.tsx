@@ -48,3 +48,13 @@ export function ErrorBanner({ message, code, onDismiss, onRetry }: ErrorBannerPr
     </div>
   );
 }
+
+/** "Ana joined the conversation" / "Ana left; the assistant is back". */
+export function HandoffLine({ kind, text }: { kind: 'joined' | 'left'; text: string }) {
+  return (
+    <p className={`handoff-line handoff-line--${kind}`} role="status" data-testid="handoff-notice" data-kind={kind}>
+      <span className="handoff-line__dot" aria-hidden="true" />
+      {text}
+    </p>
+  );
+}

@@ -23,6 +23,10 @@ class Route(Model):
     greeting: str = Field(default="", description="First message shown in a new chat.")
     agent_address: str = Field(min_length=1, description="host:port of the agent's gRPC service.")
     memory_address: str = Field(min_length=1, description="host:port of the tenant's memory service.")
+    attachments_enabled: bool = Field(default=True, description="`spec.attachments.enabled`: customers may upload.")
+    attachments_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1, description="`spec.attachments.maxBytes`: largest upload in bytes."
+    )
 
 
 class RouteTable(Model):

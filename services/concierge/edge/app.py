@@ -6,150 +6,88 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import grpc
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, FastAPI, Query, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
 from concierge.api.loader import describe_errors
-from concierge.edge import problems
+from concierge.edge import attachments, handoff, problems
+from concierge.edge.backend import (
+    Backend,
+    BackendDep,
+    TenantDep,
+    append_message,
+    backend,
+    bot_answers,
+    call,
+    get_session,
+    resolve_tenant,
+    routes_of,
+)
 from concierge.edge.hub import Frame, SessionHub
-from concierge.edge.problems import Problem, grpc_problem
-from concierge.edge.routes import Channels, Routes
+from concierge.edge.problems import Problem
+from concierge.edge.routes import Channels
 from concierge.edge.schemas import (
     AgentList,
-    AgentOut,
     MessageAccepted,
     MessageCreate,
     MessageOut,
     MessagePage,
     SessionCreate,
     SessionOut,
+    message_frame,
     message_out,
     session_out,
+    status_name,
 )
 from concierge.edge.settings import EdgeSettings
-from concierge.edge.turns import TurnRunner
-from concierge.v1 import agent_pb2_grpc, memory_pb2, memory_pb2_grpc
+from concierge.v1 import memory_pb2
+
+__all__ = ["Backend", "accept_message", "create_app", "resolve_tenant"]
 
 log = logging.getLogger(__name__)
-TENANT_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Close codes: 4404 the session does not exist for this tenant, 4400 a bad request, 1013 try later.
 WS_CLOSE_CODES = {"not_found": 4404, "bad_request": 4400, "unavailable": 1013}
 
 
-@dataclass
-class Backend:
-    """Long-lived clients and state shared by every request."""
-
-    settings: EdgeSettings
-    routes: Routes
-    channels: Channels
-    hub: SessionHub
-    turns: TurnRunner = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.turns = TurnRunner(self.agent, self.hub, self.settings.turn_timeout_seconds)
-
-    def agents_of(self, tenant: str) -> list[AgentOut]:
-        return [
-            AgentOut(name=r.name, namespace=r.tenant, display_name=r.display_name, greeting=r.greeting)
-            for r in self.routes.agents_of(tenant)
-        ]
-
-    def memory(self, tenant: str) -> memory_pb2_grpc.MemoryServiceAsyncStub:
-        address = self.routes.memory_address(tenant)
-        if address is None:
-            raise Problem(404, "Tenant not found", f"tenant {tenant!r} has no support agents")
-        return memory_pb2_grpc.MemoryServiceStub(self.channels.get(address))
-
-    def agent(self, tenant: str, name: str) -> agent_pb2_grpc.AgentServiceAsyncStub | None:
-        route = self.routes.agent(tenant, name)
-        return agent_pb2_grpc.AgentServiceStub(self.channels.get(route.agent_address)) if route else None
-
-
-def routes_of(settings: EdgeSettings) -> Routes:
-    if settings.routes_file is not None:
-        return Routes.from_file(settings.routes_file)
-    return Routes.from_resources(*settings.laptop())
-
-
-def resolve_tenant(explicit: str | None, default: str | None) -> str:
-    tenant = explicit or default
-    if not tenant:
-        raise Problem(
-            400,
-            "Tenant required",
-            "Name the tenant (the namespace of your agents) in the X-Concierge-Tenant header "
-            "or the `tenant` query parameter.",
-        )
-    if not TENANT_RE.match(tenant) or len(tenant) > 63:
-        raise Problem(400, "Invalid tenant", f"tenant {tenant!r} is not a namespace name (a DNS-1123 label)")
-    return tenant
-
-
-def backend(request: Request) -> Backend:
-    b: Backend = request.app.state.backend
-    return b
-
-
-def tenant_dep(
-    request: Request,
-    x_concierge_tenant: Annotated[str | None, Header(description="Tenant (namespace).")] = None,
-    tenant: Annotated[str | None, Query(description="Tenant, when a header cannot be set.")] = None,
-) -> str:
-    return resolve_tenant(x_concierge_tenant or tenant, backend(request).settings.default_tenant)
-
-
-BackendDep = Annotated[Backend, Depends(backend)]
-TenantDep = Annotated[str, Depends(tenant_dep)]
-
-
-async def _call(what: str, coro: Any) -> Any:
-    try:
-        return await coro
-    except grpc.aio.AioRpcError as err:
-        raise grpc_problem(err, what) from err
-
-
-async def accept_message(b: Backend, tenant: str, session: memory_pb2.Session, body: MessageCreate) -> MessageAccepted:
-    """Store the customer's message (acknowledged only once stored) and start the answer if new."""
-    reply = await _call(
-        "memory service",
-        b.memory(tenant).AppendMessage(
-            memory_pb2.AppendMessageRequest(
-                tenant=tenant,
-                session_id=session.id,
-                role=memory_pb2.ROLE_USER,
-                text=body.text,
-                client_message_id=str(body.client_message_id),
-            ),
-            timeout=b.settings.rpc_timeout_seconds,
+async def accept_message(
+    b: Backend,
+    tenant: str,
+    session: memory_pb2.Session,
+    body: MessageCreate,
+    origin: asyncio.Queue[Frame] | None = None,
+) -> MessageAccepted:
+    """Store the customer's message (acknowledged only once stored) and, while the bot holds the
+    session, start the answer. Everyone else on the session (a human agent) sees the message as a
+    `message` frame; the socket it came from (`origin`) gets the ack instead."""
+    stored, created = await append_message(
+        b,
+        tenant,
+        memory_pb2.AppendMessageRequest(
+            tenant=tenant,
+            session_id=session.id,
+            role=memory_pb2.ROLE_USER,
+            text=body.text,
+            client_message_id=str(body.client_message_id),
         ),
     )
-    # A resend (created=false) may follow an ack that never arrived: answer it unless an answer is
-    # already on its way; the agent replays a stored answer instead of writing a second one.
-    b.turns.start(tenant, session.agent, reply.message)
-    return MessageAccepted(message=message_out(reply.message), created=reply.created)
-
-
-async def get_session(b: Backend, tenant: str, session_id: str) -> memory_pb2.Session:
-    reply = await _call(
-        "memory service",
-        b.memory(tenant).GetSession(
-            memory_pb2.GetSessionRequest(tenant=tenant, session_id=session_id), timeout=b.settings.rpc_timeout_seconds
-        ),
-    )
-    session: memory_pb2.Session = reply.session
-    return session
+    if created:
+        b.hub.publish(session.id, message_frame(stored), skip=origin)
+    # The status now, read after the message is stored: a WebSocket's session is as old as the socket,
+    # and a take-over that lands before this read keeps the bot out of the message it raced with.
+    current = await get_session(b, tenant, session.id)
+    if bot_answers(current):
+        # A resend (created=false) may follow an ack that never arrived: answer it unless an answer is
+        # already on its way; the agent replays a stored answer instead of writing a second one.
+        b.turns.start(tenant, current.agent, stored)
+    return MessageAccepted(message=message_out(stored), created=created, session_status=status_name(current.status))
 
 
 router = APIRouter(prefix="/api/v1")
@@ -171,10 +109,11 @@ async def create_session(body: SessionCreate, b: BackendDep, tenant: TenantDep) 
             "Agent not found",
             f"no SupportAgent {body.agent!r} in tenant {tenant!r}; available: {', '.join(names) or 'none'}",
         )
-    reply = await _call(
+    reply = await call(
         "memory service",
         b.memory(tenant).CreateSession(
-            memory_pb2.CreateSessionRequest(tenant=tenant, agent=body.agent), timeout=b.settings.rpc_timeout_seconds
+            memory_pb2.CreateSessionRequest(tenant=tenant, agent=body.agent, customer_id=body.customer_id),
+            timeout=b.settings.rpc_timeout_seconds,
         ),
     )
     return session_out(reply.session)
@@ -203,7 +142,7 @@ async def list_messages(
     limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 50,
 ) -> MessagePage:
     """The conversation, oldest first, paged by sequence number."""
-    reply = await _call(
+    reply = await call(
         "memory service",
         b.memory(tenant).ListMessages(
             memory_pb2.ListMessagesRequest(tenant=tenant, session_id=session_id, after_seq=after, limit=limit),
@@ -216,7 +155,9 @@ async def list_messages(
 
 @router.websocket("/sessions/{session_id}/stream")
 async def stream(websocket: WebSocket, session_id: str, tenant: str | None = None) -> None:
-    """Answer events of the session; the client may also send `user_message` frames here."""
+    """The session's live frames: answer events, stored messages (`message`), `human_joined`,
+    `human_left`. The customer may send `user_message` frames here; a human agent watching the
+    session replies through `POST /sessions/{id}/replies`."""
     b: Backend = websocket.app.state.backend
     await websocket.accept()
     try:
@@ -238,7 +179,7 @@ async def stream(websocket: WebSocket, session_id: str, tenant: str | None = Non
             await send(frame)
         forwarder = asyncio.create_task(_forward(sub.queue, send))
         try:
-            await _read_frames(websocket, b, tenant_name, session, send)
+            await _read_frames(websocket, b, tenant_name, session, send, sub.queue)
         finally:
             forwarder.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
@@ -256,6 +197,7 @@ async def _read_frames(
     tenant: str,
     session: memory_pb2.Session,
     send: Callable[[Frame], Awaitable[None]],
+    own_queue: asyncio.Queue[Frame],
 ) -> None:
     """Handle client frames until the socket closes."""
     while True:
@@ -283,7 +225,7 @@ async def _read_frames(
         client_id = data.get("clientMessageId")
         try:
             body = MessageCreate.model_validate({k: v for k, v in data.items() if k != "type"})
-            accepted = await accept_message(b, tenant, session, body)
+            accepted = await accept_message(b, tenant, session, body, origin=own_queue)
         except ValidationError as err:
             await send(_not_sent(client_id, "invalid_message", describe_errors(err), retryable=False))
             continue
@@ -324,6 +266,8 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     app.state.settings = settings
     problems.install(app)
     app.include_router(router)
+    app.include_router(attachments.router)
+    app.include_router(handoff.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Fans a session's answer events out to its WebSockets and replays a turn in progress.
+"""Fans a session's frames out to its WebSockets (customer and human agent) and replays a turn in progress.
 
 In one edge process this is all in memory; with several edge replicas a Redis channel
 carries the same frames (a later issue).
@@ -42,17 +42,24 @@ class SessionHub:
             if not subs:
                 self._subscribers.pop(session_id, None)
 
-    def publish(self, session_id: str, frame: Frame) -> None:
-        """Deliver to every subscriber; remember the frame until its answer is done."""
-        reply_to = str(frame.get("replyTo", ""))
-        turns = self._in_flight.setdefault(session_id, {})
-        if frame["type"] in _TERMINAL:
-            turns.pop(reply_to, None)
-            if not turns:
-                self._in_flight.pop(session_id, None)
-        else:
-            turns.setdefault(reply_to, []).append(frame)
+    def publish(self, session_id: str, frame: Frame, skip: asyncio.Queue[Frame] | None = None) -> None:
+        """Deliver to every subscriber but `skip`; remember an answer's frames until it is done.
+
+        Frames of no answer (a stored message, a human joining) are not replayed: a client that
+        joins later reads them from the stored messages.
+        """
+        reply_to = frame.get("replyTo")
+        if reply_to:
+            turns = self._in_flight.setdefault(session_id, {})
+            if frame["type"] in _TERMINAL:
+                turns.pop(str(reply_to), None)
+                if not turns:
+                    self._in_flight.pop(session_id, None)
+            else:
+                turns.setdefault(str(reply_to), []).append(frame)
         for queue in list(self._subscribers.get(session_id, ())):
+            if queue is skip:
+                continue
             if queue.full():
                 # A subscriber that stopped reading loses its oldest frames, never blocks others;
                 # it recovers the final answer from the stored messages.

@@ -48,6 +48,8 @@ class Routes:
                 greeting=a.spec.greeting,
                 agent_address=agent_address,
                 memory_address=memory_address,
+                attachments_enabled=a.spec.attachments.enabled,
+                attachments_max_bytes=a.spec.attachments.max_bytes,
             )
             for a in resources.agents
         ]

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from concierge.v1 import common_pb2, memory_pb2
 
 MAX_MESSAGE_CHARS = 8000
+MAX_CUSTOMER_ID_CHARS = 200
+MAX_AGENT_NAME_CHARS = 100
+
+# A human agent's display name, shown to the customer: one line, no control characters.
+StaffName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=MAX_AGENT_NAME_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
+]
 
 
 class ApiModel(BaseModel):
@@ -22,6 +32,8 @@ class AgentOut(ApiModel):
     namespace: str
     display_name: str
     greeting: str
+    attachments_enabled: bool = Field(default=True, description="Whether customers may upload files to this agent.")
+    attachments_max_bytes: int = Field(default=10 * 1024 * 1024, description="Largest upload in bytes.")
 
 
 class AgentList(ApiModel):
@@ -30,6 +42,24 @@ class AgentList(ApiModel):
 
 class SessionCreate(ApiModel):
     agent: str = Field(min_length=1, max_length=63, description="SupportAgent name in the tenant's namespace.")
+    customer_id: str = Field(
+        default="",
+        max_length=MAX_CUSTOMER_ID_CHARS,
+        description="The customer across sessions (remembered facts, export, erasure); empty for an anonymous chat.",
+    )
+
+
+SessionStatus = Literal["bot", "escalated", "human"]
+_STATUSES: dict[int, SessionStatus] = {
+    memory_pb2.SESSION_STATUS_BOT: "bot",
+    memory_pb2.SESSION_STATUS_ESCALATED: "escalated",
+    memory_pb2.SESSION_STATUS_HUMAN: "human",
+}
+
+
+def status_name(status: int) -> SessionStatus:
+    """Sessions stored before hand-offs existed have no status: the bot answers them."""
+    return _STATUSES.get(status, "bot")
 
 
 class SessionOut(ApiModel):
@@ -37,6 +67,20 @@ class SessionOut(ApiModel):
     tenant: str
     agent: str
     created_at: str
+    customer_id: str = ""
+    status: SessionStatus = Field(
+        default="bot",
+        description="Who answers: `bot`; `escalated` (waiting for a human, the bot is silent); "
+        "`human` (a human agent, `handler`, holds it).",
+    )
+    handler: str = Field(default="", description="Display name of the human agent holding the session.")
+    escalation_reason: str = ""
+    escalated_at: str = ""
+    updated_at: str = ""
+
+
+class SessionList(ApiModel):
+    items: list[SessionOut]
 
 
 class MessageCreate(ApiModel):
@@ -56,29 +100,66 @@ class CitationOut(ApiModel):
     score: float
 
 
-Role = Literal["user", "assistant", "system"]
+Role = Literal["user", "assistant", "system", "human"]
 _ROLES: dict[int, Role] = {
     memory_pb2.ROLE_USER: "user",
     memory_pb2.ROLE_ASSISTANT: "assistant",
     memory_pb2.ROLE_SYSTEM: "system",
+    memory_pb2.ROLE_HUMAN: "human",
 }
 
 
 class MessageOut(ApiModel):
     id: str
     session_id: str
-    role: Role
+    role: Role = Field(description="`user` the customer, `assistant` the bot, `human` a human agent, `system` notes.")
     text: str
     client_message_id: str
     seq: int
     created_at: str
     citations: list[CitationOut]
     reply_to: str
+    author: str = Field(default="", description="Display name of the human agent (role `human`).")
 
 
 class MessageAccepted(ApiModel):
     message: MessageOut
     created: bool = Field(description="False when this clientMessageId was already stored (a resend).")
+    session_status: SessionStatus = Field(
+        default="bot",
+        description="`bot`: the answer streams on the session's WebSocket; `escalated`/`human`: the message "
+        "waits for a human agent and the bot does not answer.",
+    )
+
+
+class HumanReply(ApiModel):
+    client_message_id: UUID = Field(description="UUID the client chose; resending it never duplicates the reply.")
+    text: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="What the human agent writes.")
+    agent_name: StaffName = Field(description="Display name of the human agent holding the session.")
+
+
+class StaffAction(ApiModel):
+    agent_name: StaffName = Field(description="Display name of the human agent, shown to the customer.")
+
+
+class HandoffOut(ApiModel):
+    session: SessionOut
+    changed: bool = Field(description="False when the session already was in this state (a retried request).")
+    message: MessageOut | None = Field(description="The system message telling the customer; null when unchanged.")
+
+
+class AttachmentOut(ApiModel):
+    id: str
+    session_id: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    format: str = Field(description="How the file was read: pdf, docx, pptx, xlsx, csv, json, markdown, text, html.")
+    chars: int = Field(description="Characters of text extracted (before any cut).")
+    pages: int | None = Field(description="Pages of a PDF; null for other formats.")
+    truncated: bool = Field(description="The stored text was cut to the edge's limit.")
+    created_at: str
+    message: MessageOut = Field(description="The system message that tells the agent about the file.")
 
 
 class MessagePage(ApiModel):
@@ -111,8 +192,33 @@ def message_out(m: memory_pb2.Message) -> MessageOut:
         created_at=m.created_at,
         citations=[citation_out(c) for c in m.citations],
         reply_to=m.reply_to,
+        author=m.author,
     )
 
 
 def session_out(s: memory_pb2.Session) -> SessionOut:
-    return SessionOut(id=s.id, tenant=s.tenant, agent=s.agent, created_at=s.created_at)
+    return SessionOut(
+        id=s.id,
+        tenant=s.tenant,
+        agent=s.agent,
+        created_at=s.created_at,
+        customer_id=s.customer_id,
+        status=status_name(s.status),
+        handler=s.handler,
+        escalation_reason=s.escalation_reason,
+        escalated_at=s.escalated_at,
+        updated_at=s.updated_at,
+    )
+
+
+# --- frames the hub fans out besides answer events (see turns.event_frame) ---------------
+
+
+def message_frame(m: memory_pb2.Message) -> dict[str, Any]:
+    """A stored message for everyone watching the session (customer, human agent)."""
+    return {"type": "message", "message": message_out(m).model_dump(by_alias=True)}
+
+
+def human_frame(kind: Literal["human_joined", "human_left"], name: str, m: memory_pb2.Message) -> dict[str, Any]:
+    """A human agent took the session over or handed it back; `message` is the stored system note."""
+    return {"type": kind, "name": name, "message": message_out(m).model_dump(by_alias=True)}

@@ -27,6 +27,16 @@ class EdgeSettings(BaseSettings):
     )
     rpc_timeout_seconds: float = Field(default=10.0, gt=0, description="Deadline of unary calls.")
     turn_timeout_seconds: float = Field(default=120.0, gt=0, description="Deadline of one streamed answer.")
+    attachment_max_chars: int = Field(
+        default=100_000,
+        ge=1000,
+        le=200_000,
+        description="Text kept of one attachment (the rest is cut and the attachment marked truncated); the memory "
+        "service stores at most 200,000.",
+    )
+    attachment_conversions: int = Field(
+        default=2, ge=1, le=32, description="Uploads converted at once (MarkItDown, in worker threads)."
+    )
 
     @model_validator(mode="after")
     def _one_way_to_route(self) -> EdgeSettings:

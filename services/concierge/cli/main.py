@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from concierge.api.loader import ResourceError, load_paths
-from concierge.cli import evaluate, kb
+from concierge.cli import customers, evaluate, kb
 from concierge.cli.resources import load_or_exit
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(kb.app, name="kb")
 app.add_typer(evaluate.app, name="eval")
+app.add_typer(customers.app, name="customer")
 console = Console()
 err_console = Console(stderr=True)
 

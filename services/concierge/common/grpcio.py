@@ -29,6 +29,9 @@ KEEPALIVE_OPTIONS: list[tuple[str, int | str]] = [
 CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     *KEEPALIVE_OPTIONS,
     ("grpc.lb_policy_name", "round_robin"),
+    # A restarted service is reached again within a few seconds (gRPC's default waits up to 2 min).
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 3_000),
 ]
 SERVER_OPTIONS: list[tuple[str, int | str]] = [
     *KEEPALIVE_OPTIONS,

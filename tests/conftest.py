@@ -5,9 +5,11 @@ Layers are marked by folder: tests/unit → unit, tests/integration → integrat
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +19,7 @@ from concierge.common.grpcio import create_channel
 from concierge.db import migrate
 from concierge.local.postgres import EmbeddedPostgres, start_embedded_postgres
 from concierge.local.processes import ServiceProcess, free_port, start_service
-from concierge.v1 import retrieval_pb2_grpc
+from concierge.v1 import memory_pb2_grpc, retrieval_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 ACME_DIR = ROOT / "examples" / "acme"
@@ -121,3 +123,23 @@ async def acme_synced(retrieval_service: ServiceProcess) -> SyncResult:
         return await sync_knowledge_base(stub, kb, resources.path_of(kb).parent)
     finally:
         await channel.close()
+
+
+@pytest.fixture
+async def memory(memory_service: ServiceProcess) -> AsyncIterator[Any]:
+    """A client of the session's memory service."""
+    async with create_channel(memory_service.address) as channel:
+        yield memory_pb2_grpc.MemoryServiceStub(channel)
+
+
+def serve_agent(
+    folder: Path, documents: list[dict[str, Any]], env: dict[str, str], log_dir: Path
+) -> Iterator[ServiceProcess]:
+    """An agent process serving `documents` (resource YAML written to `folder`), stopped afterwards."""
+    (folder / "resources.yaml").write_text("\n---\n".join(json.dumps(d) for d in documents))
+    service = start_service("agent", env={"CONCIERGE_RESOURCES_DIR": str(folder), **env}, log_dir=log_dir)
+    try:
+        service.wait_ready()
+        yield service
+    finally:
+        service.stop()

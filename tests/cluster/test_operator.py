@@ -199,10 +199,12 @@ def test_agent_ready_follows_its_references_and_its_objects_follow_the_spec(
     # A hand edit of an owned object is repaired by the next resync.
     oc.cluster.kubectl("patch", "hpa", name, "-n", ns, "--type=merge", "-p", '{"spec":{"maxReplicas":20}}')
     wait_for(
-        lambda: oc.custom.get_namespaced_custom_object("autoscaling", "v2", ns, "horizontalpodautoscalers", name)[
-            "spec"
-        ]["maxReplicas"]
-        == 6,
+        lambda: (
+            oc.custom.get_namespaced_custom_object("autoscaling", "v2", ns, "horizontalpodautoscalers", name)["spec"][
+                "maxReplicas"
+            ]
+            == 6
+        ),
         "the operator to undo the hand edit",
     )
 

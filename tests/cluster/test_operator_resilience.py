@@ -44,7 +44,7 @@ def test_idle_operator_makes_no_writes(operator_cluster: OperatorCluster) -> Non
     time.sleep(IDLE_SECONDS)
     during = oc.cluster.writes(oc.operator.username)[before:]
     print(f"\nidle {IDLE_SECONDS:.0f}s with 3 KBs and 3 agents: {len(during)} writes by the operator")
-    assert not during, Counter(f'{e["verb"]} {e["requestURI"].split("?")[0]}' for e in during).most_common()
+    assert not during, Counter(f"{e['verb']} {e['requestURI'].split('?')[0]}" for e in during).most_common()
 
 
 def agent_objects(oc: OperatorCluster, ns: str, agent: str) -> Counter[str]:

@@ -19,7 +19,7 @@ import pytest
 from concierge.agent.extractive import ABSTAIN_TEXT
 from concierge.common.grpcio import create_channel
 from concierge.local.processes import ServiceProcess, free_port, start_service
-from concierge.v1 import agent_pb2, agent_pb2_grpc, common_pb2, memory_pb2, memory_pb2_grpc
+from concierge.v1 import agent_pb2, agent_pb2_grpc, common_pb2, memory_pb2
 
 pytestmark = pytest.mark.usefixtures("acme_synced")
 
@@ -53,12 +53,6 @@ class Turn:
     def done(self) -> agent_pb2.Done:
         assert self.kinds()[-1] == "done", self.kinds()
         return self.events[-1].done
-
-
-@pytest.fixture
-async def memory(memory_service: ServiceProcess) -> AsyncIterator[Any]:
-    async with create_channel(memory_service.address) as channel:
-        yield memory_pb2_grpc.MemoryServiceStub(channel)
 
 
 @pytest.fixture

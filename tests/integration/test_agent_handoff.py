@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,12 +20,14 @@ from typing import Any
 
 import grpc
 import pytest
+import yaml
+from conftest import serve_agent
 from llm_server import LLMServer, Text, call
 from webhooks import Receiver
 
 from concierge.common.grpcio import create_channel
-from concierge.local.processes import ServiceProcess, start_service
-from concierge.v1 import agent_pb2, agent_pb2_grpc, memory_pb2, memory_pb2_grpc
+from concierge.local.processes import ServiceProcess
+from concierge.v1 import agent_pb2, agent_pb2_grpc, memory_pb2
 
 pytestmark = pytest.mark.usefixtures("acme_synced")
 
@@ -108,30 +109,17 @@ def handoff_agent(
     retrieval_service: ServiceProcess,
     embedding_service: ServiceProcess,
 ) -> Iterator[ServiceProcess]:
-    folder = tmp_path_factory.mktemp("handoff-agents")
-    shutil.copy(ROOT / "examples" / "acme" / "knowledgebase.yaml", folder / "knowledgebase.yaml")
-    (folder / "agents.yaml").write_text("\n---\n".join(json.dumps(d) for d in resources(receiver, llm)))
+    kb = yaml.safe_load((ROOT / "examples" / "acme" / "knowledgebase.yaml").read_text())
     env = {
         "CONCIERGE_RETRIEVAL_ADDRESS": retrieval_service.address,
         "CONCIERGE_MEMORY_ADDRESS": memory_service.address,
         "CONCIERGE_EMBEDDING_ADDRESS": embedding_service.address,
-        "CONCIERGE_RESOURCES_DIR": str(folder),
         "CONCIERGE_SECRET_HMAC_APIKEY": HMAC_KEY,
         "CONCIERGE_HANDOFF_MAX_ATTEMPTS": "2",
         "CONCIERGE_HANDOFF_BASE_DELAY_SECONDS": "0.5",
     }
-    service = start_service("agent", env=env, log_dir=state_dir / "logs" / "agent-handoff")
-    try:
-        service.wait_ready()
-        yield service
-    finally:
-        service.stop()
-
-
-@pytest.fixture
-async def memory(memory_service: ServiceProcess) -> AsyncIterator[Any]:
-    async with create_channel(memory_service.address) as channel:
-        yield memory_pb2_grpc.MemoryServiceStub(channel)
+    folder = tmp_path_factory.mktemp("handoff-agents")
+    yield from serve_agent(folder, [kb, *resources(receiver, llm)], env, state_dir / "logs" / "agent-handoff")
 
 
 @pytest.fixture

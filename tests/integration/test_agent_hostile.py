@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import serve_agent
 from llm_server import Call, LLMServer, RecordedRequest, Step, Text, ToolCalls, call
 from webhooks import Receiver
 
 from concierge.api.resources import KnowledgeBase
 from concierge.api.sync import sync_knowledge_base
 from concierge.common.grpcio import create_channel
-from concierge.local.processes import ServiceProcess, start_service
-from concierge.v1 import agent_pb2, agent_pb2_grpc, memory_pb2, memory_pb2_grpc, retrieval_pb2_grpc
+from concierge.local.processes import ServiceProcess
+from concierge.v1 import agent_pb2, agent_pb2_grpc, memory_pb2, retrieval_pb2_grpc
 
 TENANT, OTHER = "hostile", "globex-hostile"
 MODEL = "obedient"
@@ -123,24 +124,8 @@ def hostile_agent(
             },
         },
     ]
-    (folder / "resources.yaml").write_text("\n---\n".join(json.dumps(d) for d in documents))
-    env = {
-        "CONCIERGE_RETRIEVAL_ADDRESS": retrieval_service.address,
-        "CONCIERGE_MEMORY_ADDRESS": memory_service.address,
-        "CONCIERGE_RESOURCES_DIR": str(folder),
-    }
-    service = start_service("agent", env=env, log_dir=state_dir / "logs" / "agent-hostile")
-    try:
-        service.wait_ready()
-        yield service
-    finally:
-        service.stop()
-
-
-@pytest.fixture
-async def memory(memory_service: ServiceProcess) -> AsyncIterator[Any]:
-    async with create_channel(memory_service.address) as channel:
-        yield memory_pb2_grpc.MemoryServiceStub(channel)
+    env = {"CONCIERGE_RETRIEVAL_ADDRESS": retrieval_service.address, "CONCIERGE_MEMORY_ADDRESS": memory_service.address}
+    yield from serve_agent(folder, documents, env, state_dir / "logs" / "agent-hostile")
 
 
 @pytest.fixture

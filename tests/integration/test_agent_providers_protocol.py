@@ -25,7 +25,7 @@ from concierge.agent.providers import ProviderLimits, sdk_client
 from concierge.api.resources import ModelSpec
 from concierge.common.grpcio import create_channel
 from concierge.local.processes import ServiceProcess, start_service
-from concierge.v1 import agent_pb2, agent_pb2_grpc, memory_pb2, memory_pb2_grpc
+from concierge.v1 import agent_pb2, agent_pb2_grpc, memory_pb2
 
 pytestmark = pytest.mark.usefixtures("acme_synced")
 
@@ -117,12 +117,6 @@ def hosted_agent(
         yield service
     finally:
         service.stop()
-
-
-@pytest.fixture
-async def memory(memory_service: ServiceProcess) -> AsyncIterator[Any]:
-    async with create_channel(memory_service.address) as channel:
-        yield memory_pb2_grpc.MemoryServiceStub(channel)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -14,19 +13,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from concierge.common.grpcio import create_channel
 from concierge.db import MIGRATIONS_DIR, migration_files
-from concierge.local.processes import ServiceProcess
-from concierge.v1 import common_pb2, memory_pb2, memory_pb2_grpc
+from concierge.v1 import common_pb2, memory_pb2
 
 TENANT = "memtest-a"
 OTHER = "memtest-b"
-
-
-@pytest.fixture
-async def memory(memory_service: ServiceProcess) -> AsyncIterator[Any]:
-    async with create_channel(memory_service.address) as channel:
-        yield memory_pb2_grpc.MemoryServiceStub(channel)
 
 
 async def new_session(memory: Any, tenant: str = TENANT, *, agent: str = "acme-support", customer_id: str = "") -> str:

@@ -202,7 +202,10 @@ async def test_scripted_answer_streams_to_the_caller_as_text_deltas(
     turn = await ask(agent, memory, p)
 
     assert turn.failure is None, turn.failure
-    assert turn.kinds() == ["text_delta"] * 5 + ["done"]
+    # Streamed as it arrives (the output guard holds back only the word being written).
+    deltas, last = turn.kinds()[:-1], turn.kinds()[-1]
+    assert (set(deltas), last) == ({"text_delta"}, "done")
+    assert len(deltas) >= 5
     assert turn.text == answer
     done = turn.events[-1].done
     assert done.message.text == answer

@@ -35,11 +35,11 @@ from typing import Any
 
 from concierge.agent.extractive import ABSTAIN_TEXT
 from concierge.api.loader import load_paths
+from concierge.api.sync import sync_knowledge_base
 from concierge.common.grpcio import create_channel
 from concierge.db import migrate
 from concierge.local.postgres import start_embedded_postgres
 from concierge.local.processes import ServiceProcess, start_service
-from concierge.local.sync import sync_knowledge_base
 from concierge.v1 import agent_pb2, agent_pb2_grpc, memory_pb2, memory_pb2_grpc, retrieval_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,13 +21,13 @@ import time
 from pathlib import Path
 
 from concierge.api.resources import API_VERSION, KnowledgeBase
+from concierge.api.sync import SyncResult, sync_knowledge_base
 from concierge.common.grpcio import create_channel
 from concierge.db import migrate
 from concierge.embedding.config import Settings as EmbeddingSettings
 from concierge.embedding.model import Encoder
 from concierge.local.postgres import start_embedded_postgres
 from concierge.local.processes import start_service
-from concierge.local.sync import SyncResult, sync_knowledge_base
 from concierge.retrieval.chunking import chunk_document, embedding_text
 from concierge.retrieval.config import _offline_tokenizer_path
 from concierge.retrieval.convert import convert

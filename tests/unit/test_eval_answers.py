@@ -20,6 +20,7 @@ from concierge.evaluation.answers import (
     Cited,
     Outcome,
     abstains,
+    agent_of,
     evaluated_agent,
     existing_knowledge_base,
     figures,
@@ -196,7 +197,14 @@ def test_the_running_ups_agent_is_used_only_for_its_kb_and_with_an_inbox_hand_of
     (tmp_path / "policy.yaml").write_text(policy)
     for name in ("supportagent.yaml", "knowledgebase.yaml"):
         (tmp_path / name).write_text((ACME / name).read_text())
-    assert serving_agent(load_paths([tmp_path]), "acme", "acme-help-center") is None
+    webhooked = load_paths([tmp_path])
+    assert serving_agent(webhooked, "acme", "acme-help-center") is None
+    # ... so that agent is evaluated in a process of the command's own, handing off to the inbox.
+    chosen = agent_of(webhooked, existing_knowledge_base("acme", "acme-help-center"))
+    assert chosen is not None
+    assert chosen.agent.key == "acme/acme-support"
+    assert [p.spec.handoff.type for p in chosen.others if isinstance(p, EscalationPolicy)] == ["inbox"]
+    assert agent_of(webhooked, existing_knowledge_base("acme", "other-kb")) is None
 
 
 def test_eval_answers_refuses_bad_arguments_before_starting_anything(tmp_path: Path) -> None:

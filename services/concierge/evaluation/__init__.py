@@ -1,1 +1,1 @@
-"""Quality measurements over a question set: `concierge eval retrieval` (and later `eval answers`)."""
+"""Quality measurements over a question set: `concierge eval retrieval` and `concierge eval answers`."""

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from concierge.api.resources import API_VERSION, KnowledgeBase
-from concierge.evaluation.questions import Question
+from concierge.evaluation.questions import Question, same_document
 from concierge.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 EVAL_TENANT = "eval"
@@ -38,13 +38,13 @@ class Outcome:
 
     @property
     def recall_at_5(self) -> float:
-        gold = set(self.question.pages)
-        return len(gold & set(self.ranking[:5])) / len(gold)
+        pages = self.question.pages
+        return sum(any(same_document(key, page) for key in self.ranking[:5]) for page in pages) / len(pages)
 
     @property
     def reciprocal_rank_at_10(self) -> float:
-        gold = set(self.question.pages)
-        return next((1 / rank for rank, key in enumerate(self.ranking[:10], start=1) if key in gold), 0.0)
+        ranks = enumerate(self.ranking[:10], start=1)
+        return next((1 / rank for rank, key in ranks if self.question.expects(key)), 0.0)
 
 
 @dataclass

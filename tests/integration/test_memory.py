@@ -600,8 +600,8 @@ def handoff(session_id: str, key: str, tenant: str) -> Any:
     )
 
 
-def claim(tenant: str, limit: int = 10, lease_seconds: int = 60) -> Any:
-    return memory_pb2.ClaimHandoffsRequest(tenant=tenant, limit=limit, lease_seconds=lease_seconds)
+def claim(tenant: str, limit: int = 10, lease_seconds: int = 60, agent: str = "acme-support") -> Any:
+    return memory_pb2.ClaimHandoffsRequest(tenant=tenant, agents=[agent], limit=limit, lease_seconds=lease_seconds)
 
 
 def finish(tenant: str, handoff_id: str, *, delivered: bool = False, error: str = "", retry: int = 0) -> Any:
@@ -922,3 +922,13 @@ async def test_session_counts_customer_turns_once_per_stored_customer_message(me
             await memory.AppendMessage(request)  # a resend is not a second turn
     found = await memory.GetSession(memory_pb2.GetSessionRequest(tenant="turns", session_id=session.id))
     assert found.session.customer_turns == 2
+
+
+async def test_a_dispatcher_claims_only_the_hand_offs_of_its_own_agents(memory: Any) -> None:
+    tenant = "handoff-agents"
+    session = (await memory.CreateSession(memory_pb2.CreateSessionRequest(tenant=tenant, agent="acme-support"))).session
+    await memory.EnqueueHandoff(handoff(session.id, "k-own", tenant))
+    other = await memory.ClaimHandoffs(claim(tenant, agent="another-agent"))
+    assert list(other.handoffs) == []  # it holds no signing key for acme-support
+    own = await memory.ClaimHandoffs(claim(tenant))
+    assert [h.idempotency_key for h in own.handoffs] == ["k-own"]

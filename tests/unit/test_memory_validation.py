@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -313,13 +314,18 @@ def test_payload_is_kept_byte_for_byte() -> None:
 
 
 def test_claim_defaults_and_bounds() -> None:
-    claim = validation.claim_handoffs(memory_pb2.ClaimHandoffsRequest(tenant="acme"))
-    assert (claim.limit, claim.lease_seconds) == (10, 60)
-    assert validation.claim_handoffs(memory_pb2.ClaimHandoffsRequest(tenant="acme", limit=500)).limit == 100
+    def request(**fields: Any) -> Any:
+        return memory_pb2.ClaimHandoffsRequest(tenant="acme", agents=["acme-support"], **fields)
+
+    claim = validation.claim_handoffs(request())
+    assert (claim.limit, claim.lease_seconds, claim.agents) == (10, 60, ("acme-support",))
+    assert validation.claim_handoffs(request(limit=500)).limit == 100
     with pytest.raises(InvalidArgument, match="lease_seconds is 7200; use 1 to 3600"):
-        validation.claim_handoffs(memory_pb2.ClaimHandoffsRequest(tenant="acme", lease_seconds=7200))
+        validation.claim_handoffs(request(lease_seconds=7200))
     with pytest.raises(InvalidArgument, match="limit is -1"):
-        validation.claim_handoffs(memory_pb2.ClaimHandoffsRequest(tenant="acme", limit=-1))
+        validation.claim_handoffs(request(limit=-1))
+    with pytest.raises(InvalidArgument, match="agents is required"):
+        validation.claim_handoffs(memory_pb2.ClaimHandoffsRequest(tenant="acme"))
 
 
 def test_finish_outcome_is_checked_and_long_errors_are_cut() -> None:

@@ -17,7 +17,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +118,8 @@ class Dispatcher:
         policy: DeliveryPolicy | None = None,
         rpc_timeout: float = 10.0,
     ) -> None:
-        # secrets: tenant/agent -> HMAC key (None: unsigned); the delivery names its agent.
+        # secrets: "tenant/agent" -> HMAC key (None: unsigned) of every agent this service serves; only
+        # their deliveries are claimed, so each is signed with its own agent's key.
         self._memory = memory
         self._secrets = secrets
         self._policy = policy or DeliveryPolicy()
@@ -129,25 +130,32 @@ class Dispatcher:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def run(self, tenants: Iterable[str], idle_seconds: float = 2.0) -> None:
+    async def run(self, idle_seconds: float = 2.0) -> None:
         """Deliver until cancelled; `wake` cuts the idle wait short after a new escalation."""
-        tenants = sorted(set(tenants))
+        tenants: dict[str, list[str]] = {}
+        for key in sorted(self._secrets):
+            tenant, agent = key.split("/", 1)
+            tenants.setdefault(tenant, []).append(agent)
         while True:
             delivered_any = False
-            for tenant in tenants:
+            for tenant, agents in tenants.items():
                 try:
-                    delivered_any |= await self.deliver_due(tenant)
+                    delivered_any |= await self.deliver_due(tenant, agents)
                 except grpc.aio.AioRpcError as err:
                     log.warning("hand-off outbox unavailable tenant=%s code=%s", tenant, err.code().name)
+                except Exception:  # the dispatcher outlives any one bad delivery
+                    log.exception("hand-off dispatch failed tenant=%s", tenant)
             if not delivered_any:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), idle_seconds)
 
-    async def deliver_due(self, tenant: str, limit: int = 10) -> bool:
-        """Claim and attempt the tenant's due deliveries; True when there were any."""
+    async def deliver_due(self, tenant: str, agents: Sequence[str], limit: int = 10) -> bool:
+        """Claim and attempt the due deliveries of this dispatcher's agents; True when there were any."""
         claimed = await self._memory.ClaimHandoffs(
-            memory_pb2.ClaimHandoffsRequest(tenant=tenant, limit=limit, lease_seconds=self._policy.lease_seconds),
+            memory_pb2.ClaimHandoffsRequest(
+                tenant=tenant, agents=list(agents), limit=limit, lease_seconds=self._policy.lease_seconds
+            ),
             timeout=self._rpc_timeout,
         )
         await asyncio.gather(*(self._attempt(tenant, h) for h in claimed.handoffs))

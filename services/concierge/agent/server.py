@@ -130,7 +130,7 @@ async def main(host: str, port: int, settings: Settings) -> None:
         dispatcher=dispatcher,
     )
     background = [
-        asyncio.create_task(dispatcher.run({tenant for tenant, _ in runtimes}), name="handoff-dispatcher"),
+        asyncio.create_task(dispatcher.run(), name="handoff-dispatcher"),
         asyncio.create_task(
             purge_expired(memory, list(runtimes.values()), settings.retention_interval_seconds), name="retention"
         ),

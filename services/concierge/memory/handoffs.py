@@ -57,7 +57,7 @@ async def claim(pool: AsyncConnectionPool, request: HandoffClaim) -> list[memory
             f"""
             WITH due AS MATERIALIZED (
               SELECT id FROM handoffs
-              WHERE state = 'pending' AND next_attempt_at <= now()
+              WHERE state = 'pending' AND next_attempt_at <= now() AND agent = ANY(%s)
                 AND (lease_until IS NULL OR lease_until < now())
               ORDER BY next_attempt_at
               LIMIT %s
@@ -67,7 +67,7 @@ async def claim(pool: AsyncConnectionPool, request: HandoffClaim) -> list[memory
             FROM due WHERE handoffs.id = due.id
             RETURNING {", ".join(f"handoffs.{c}" for c in HANDOFF_COLUMNS.split(", "))}
             """,
-            [request.limit, request.lease_seconds],
+            [list(request.agents), request.limit, request.lease_seconds],
         )
         claimed = await cur.fetchall()
     claimed.sort(key=lambda r: (r["next_attempt_at"], r["created_at"]))

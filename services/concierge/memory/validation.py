@@ -556,6 +556,7 @@ class HandoffClaim:
     tenant: str
     limit: int
     lease_seconds: int
+    agents: tuple[str, ...]
 
 
 def claim_handoffs(request: memory_pb2.ClaimHandoffsRequest) -> HandoffClaim:
@@ -566,7 +567,13 @@ def claim_handoffs(request: memory_pb2.ClaimHandoffsRequest) -> HandoffClaim:
             f"lease_seconds is {request.lease_seconds}; use 1 to {MAX_LEASE_SECONDS} (longer than one delivery "
             f"attempt may take), or 0 for {DEFAULT_LEASE_SECONDS}"
         )
-    return HandoffClaim(tenant_, limit, request.lease_seconds or DEFAULT_LEASE_SECONDS)
+    if not request.agents:
+        raise InvalidArgument(
+            "agents is required: name the SupportAgents whose hand-offs this dispatcher delivers (it signs them "
+            "with their keys)"
+        )
+    names = tuple(agent(a) for a in request.agents)
+    return HandoffClaim(tenant_, limit, request.lease_seconds or DEFAULT_LEASE_SECONDS, names)
 
 
 @dataclass(frozen=True)

@@ -354,3 +354,13 @@ async def test_older_turns_are_summarised_and_the_prompt_stays_bounded(agent: An
     session = await chat.session()
     assert session.summary_through_seq > 0
     assert "stopped charging" in session.summary
+
+
+async def test_two_upset_messages_in_a_row_hand_off_before_the_second_answer(agent: Any, memory: Any) -> None:
+    chat = await Chat(agent, memory, "acme-hooks").start()
+    _, first = await chat.ask("This robot is useless, it keeps getting stuck under the sofa!")
+    assert "escalation" not in kinds(first)
+    _, second = await chat.ask("Honestly this is terrible, the worst vacuum I have ever owned.")
+    assert kinds(second) == ["text_delta", "escalation", "done"]
+    assert "upset" in escalation_of(second).reason or "negative" in escalation_of(second).reason
+    assert (await chat.session()).status == memory_pb2.SESSION_STATUS_ESCALATED

@@ -11,7 +11,7 @@ import pytest
 from concierge.edge.app import resolve_tenant
 from concierge.edge.hub import SessionHub
 from concierge.edge.problems import Problem
-from concierge.edge.turns import TurnRunner, event_frame
+from concierge.edge.turns import TurnRunner, customer_text, event_frame
 from concierge.v1 import agent_pb2, common_pb2, memory_pb2
 
 
@@ -155,3 +155,8 @@ def drain_queue(queue: asyncio.Queue[dict[str, Any]]) -> list[dict[str, Any]]:
     while not queue.empty():
         out.append(queue.get_nowait())
     return out
+
+
+@pytest.mark.parametrize("code", ["UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"])
+def test_a_provider_outage_or_rate_limit_tells_the_customer_to_try_again_shortly(code: str) -> None:
+    assert customer_text(code).startswith("The assistant is unavailable right now. Your message is saved")

@@ -284,10 +284,16 @@ class ChatService:
         except ChatError:
             raise
         except Exception as err:
-            log.exception(
-                "model run failed tenant=%s agent=%s session=%s", request.tenant, request.agent, request.session_id
-            )
             failure = describe_failure(spec.model, err, ProviderLimits.from_settings(self._settings))
+            # One line per failed turn during an outage; the traceback only when debugging.
+            log.warning(
+                "model run failed tenant=%s agent=%s session=%s: %s",
+                request.tenant,
+                request.agent,
+                request.session_id,
+                failure.message,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
             raise ChatError(failure.code, failure.message) from err
         if not mapper.text.strip():
             raise ChatError(grpc.StatusCode.INTERNAL, f"model provider `{spec.model.provider}` returned no text")

@@ -174,7 +174,7 @@ def _error(reply_to: str, code: str, message: str) -> Frame:
 
 def customer_text(code: str) -> str:
     """What a customer is told when an answer fails; details stay in the logs."""
-    if code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+    if code in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"):
         return "The assistant is unavailable right now. Your message is saved; please try again in a moment."
     if code in ("NOT_FOUND", "FAILED_PRECONDITION"):
         return "This conversation cannot be answered any more; please start a new chat."

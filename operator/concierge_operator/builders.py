@@ -278,7 +278,22 @@ def source_mounts(tenant: Tenant, sources_dir: str) -> tuple[list[Object], list[
 
 
 def database_env() -> list[Object]:
-    return [{"name": "CONCIERGE_DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": "url"}}}]
+    """The tenant's own database login; it may not change the schema, so the operator migrates."""
+    return [
+        {"name": "CONCIERGE_DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": "url"}}},
+        {"name": "CONCIERGE_DATABASE_MIGRATE", "value": "false"},
+    ]
+
+
+def tenant_login_secret(name: str, release_namespace: str, tenant: str, password: str) -> Object:
+    """The password of a tenant's database login, kept where tenants cannot read it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(name, release_namespace, "database", [], **{"concierge.dev/tenant": tenant}),
+        "type": "Opaque",
+        "data": {"password": base64.b64encode(password.encode()).decode()},
+    }
 
 
 def tenant_objects(tenant: Tenant, settings: OperatorSettings) -> list[Object]:

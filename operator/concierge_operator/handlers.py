@@ -13,10 +13,12 @@ from typing import Any
 
 import grpc
 import kopf
+import psycopg
 
 from concierge.api.resources import API_GROUP, EscalationPolicy, KnowledgeBase, SupportAgent
+from concierge.db import migrate
 from concierge_operator.kube import VERSION, Kube, load_client_config
-from concierge_operator.reconcile import Busy, Reconciler, alive, sync_due
+from concierge_operator.reconcile import Busy, NotReady, Reconciler, alive, sync_due
 from concierge_operator.settings import OperatorSettings
 from concierge_operator.status import is_true
 
@@ -57,7 +59,14 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Non
         settings.posting.level = logging.WARNING
         settings.posting.loggers = True
         settings.execution.max_workers = 8
-        state["reconciler"] = Reconciler(Kube(load_client_config()), operator_settings)
+        reconciler = Reconciler(Kube(load_client_config()), operator_settings)
+        state["reconciler"] = reconciler
+        # Tenant services connect with logins that may not change the schema: migrate here.
+        try:
+            applied = migrate(reconciler.owner_database_url())
+            logging.getLogger("concierge.operator").info("database migrated applied=%d", len(applied))
+        except (NotReady, psycopg.Error) as err:
+            logging.getLogger("concierge.operator").warning("database not migrated yet: %s", err)
         # Agents deleted while the operator was down leave the route table stale until now.
         state["reconciler"].publish_routes()
 

@@ -9,6 +9,7 @@ for: timers and the handlers of the referenced kinds call back in.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+import psycopg
 from pydantic import ValidationError
 
 from concierge.api.loader import describe_errors
@@ -29,6 +31,7 @@ from concierge.api.resources import (
     duration_seconds,
 )
 from concierge.api.sync import SyncResult, sync_request
+from concierge.db import bind_tenant_login
 from concierge.v1 import retrieval_pb2, retrieval_pb2_grpc
 from concierge_operator import builders
 from concierge_operator.builders import Object, Owner
@@ -99,6 +102,8 @@ class Reconciler:
         self._locks_guard = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
         self._routes_lock = threading.Lock()
+        self._bound: dict[str, str] = {}
+        self._tenant_urls: dict[str, str] = {}
 
     @contextmanager
     def locked(self, kind: str, namespace: str, name: str, wait: bool = True) -> Iterator[None]:
@@ -174,14 +179,7 @@ class Reconciler:
         address = self.embedding_address(model)
         if not owners:
             return model, address
-        release = self.settings.namespace
-        database_url = self.kube.secret_value(release, self.settings.database_secret, "url")
-        if database_url is None:
-            raise NotReady(
-                "DatabaseSecretMissing",
-                f"Secret {release}/{self.settings.database_secret} with key `url` (the PostgreSQL URL) is missing; "
-                "the Helm chart creates it, or set database.existingSecret",
-            )
+        database_url = self.tenant_database_url(namespace)
         selector = f"{builders.SOURCE_LABEL}=true"
         tenant = builders.Tenant(
             namespace,
@@ -194,6 +192,34 @@ class Reconciler:
         for obj in builders.tenant_objects(tenant, self.settings):
             self.kube.apply(obj)
         return model, address
+
+    def owner_database_url(self) -> str:
+        release = self.settings.namespace
+        url = self.kube.secret_value(release, self.settings.database_secret, "url")
+        if url is None:
+            raise NotReady(
+                "DatabaseSecretMissing",
+                f"Secret {release}/{self.settings.database_secret} with key `url` (the PostgreSQL URL) is missing; "
+                "the Helm chart creates it, or set database.existingSecret",
+            )
+        return url
+
+    def tenant_database_url(self, namespace: str) -> str:
+        """The URL of the login bound to `namespace` (created once; its password kept in the release
+        namespace), so the tenant's Secret never holds a login that could read another tenant's rows."""
+        release = self.settings.namespace
+        name = builders.object_name("concierge-tenant", namespace)
+        password = self.kube.secret_value(release, name, "password")
+        if password is None:
+            password = secrets.token_urlsafe(24)
+            self.kube.apply(builders.tenant_login_secret(name, release, namespace, password))
+        if self._bound.get(namespace) != password:
+            try:
+                self._tenant_urls[namespace] = bind_tenant_login(self.owner_database_url(), namespace, password)
+            except psycopg.Error as err:
+                raise NotReady("DatabaseUnavailable", f"cannot create the tenant's database login: {err}") from err
+            self._bound[namespace] = password
+        return self._tenant_urls[namespace]
 
     # --- KnowledgeBase -------------------------------------------------------------
 

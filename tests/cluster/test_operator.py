@@ -6,8 +6,10 @@ import base64
 import time
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
+from psycopg.conninfo import conninfo_to_dict
 
 from cluster.operator import (
     AGENT_PLURAL,
@@ -24,12 +26,13 @@ from cluster.operator import (
 )
 from concierge.api.loader import parse_documents
 from concierge.api.routes import ROUTES_CONFIGMAP, ROUTES_KEY, RouteTable
+from concierge.api.sync import SyncResult
 
 pytestmark = pytest.mark.cluster
 
 
 def test_knowledge_base_gets_tenant_services_a_sync_and_a_clean_deletion(
-    operator_cluster: OperatorCluster, postgres_url: str
+    operator_cluster: OperatorCluster, postgres_url: str, acme_synced: SyncResult
 ) -> None:
     oc = operator_cluster
     ns = oc.namespace("op-kb")
@@ -68,8 +71,14 @@ def test_knowledge_base_gets_tenant_services_a_sync_and_a_clean_deletion(
     assert mounted == {"manuals"}
     mounts = {m.mount_path: m.read_only for m in pod.containers[0].volume_mounts}
     assert mounts[f"{oc.operator.env['CONCIERGE_OPERATOR_SOURCES_DIR']}/manuals"] is True
+    # The tenant's Secret holds its own login, bound to its tenant: naming another tenant shows nothing.
     secret = oc.core.read_namespaced_secret("concierge-database", ns)
-    assert base64.b64decode(secret.data["url"]).decode() == postgres_url
+    tenant_url = base64.b64decode(secret.data["url"]).decode()
+    assert conninfo_to_dict(tenant_url)["user"].startswith("concierge_t_")
+    assert tenant_url != postgres_url
+    assert rows_seen_as(tenant_url, ns, ns) == 2
+    assert rows_seen_as(tenant_url, "acme", "acme") == 0  # acme's documents exist; this login cannot see them
+    assert rows_seen_as(postgres_url, "acme", "acme") > 0
     assert oc.custom.list_namespaced_custom_object("networking.k8s.io", "v1", ns, "networkpolicies")["items"]
 
     # A spec change syncs again: the added document is stored, the generation observed.
@@ -221,6 +230,15 @@ def test_agent_ready_follows_its_references_and_its_objects_follow_the_spec(
         ),
         "the garbage collector to remove the agent's objects",
     )
+
+
+def rows_seen_as(url: str, tenant_setting: str, tenant: str) -> int:
+    """Documents of `tenant` visible to `url`'s login acting as the app role with `concierge.tenant` set."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET ROLE concierge_app")
+        conn.execute("SELECT set_config('concierge.tenant', %s, false)", [tenant_setting])
+        row = conn.execute("SELECT count(*) FROM documents WHERE tenant = %s", [tenant]).fetchone()
+    return int(row[0]) if row else 0
 
 
 def published_routes(oc: OperatorCluster) -> set[tuple[str, str, str]]:

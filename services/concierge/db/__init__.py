@@ -6,6 +6,7 @@ role without BYPASSRLS and set the tenant per transaction, so isolation holds in
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from pathlib import Path
 import psycopg
 from pgvector.psycopg import register_vector_async
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
@@ -93,3 +95,27 @@ async def tenant_transaction(pool: AsyncConnectionPool, tenant: str) -> AsyncIte
     async with pool.connection() as conn, conn.transaction():
         await conn.execute("SELECT set_config('concierge.tenant', %s, true)", [tenant])
         yield conn
+
+
+def bind_tenant_login(conninfo: str, tenant: str, password: str) -> str:
+    """Create (or update) the login bound to `tenant` and return a conninfo that uses it.
+
+    Run with the owner's `conninfo`. The login may act as the app role and nothing else: row-level
+    security shows it only its tenant's rows, whatever tenant it names (migration 0010).
+    """
+    login = "concierge_t_" + hashlib.sha256(tenant.encode()).hexdigest()[:16]
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [login]).fetchone()
+        verb = sql.SQL("ALTER ROLE" if exists else "CREATE ROLE")
+        conn.execute(
+            sql.SQL("{} {} LOGIN PASSWORD {} NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE").format(
+                verb, sql.Identifier(login), sql.Literal(password)
+            )
+        )
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(APP_ROLE), sql.Identifier(login)))
+        conn.execute(
+            "INSERT INTO tenant_logins (login, bound_tenant) VALUES (%s, %s) "
+            "ON CONFLICT (login) DO UPDATE SET bound_tenant = excluded.bound_tenant",
+            [login, tenant],
+        )
+    return make_conninfo(conninfo, user=login, password=password)

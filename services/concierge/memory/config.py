@@ -23,6 +23,11 @@ class Settings(BaseSettings):
         default="concierge_app",
         description="Role the pooled connections switch to; it must not bypass row-level security.",
     )
+    database_migrate: bool = Field(
+        default=True,
+        description="Apply pending migrations at start. False where the login may not change the schema (a "
+        "tenant's own login in a cluster: the operator migrates).",
+    )
     database_pool_size: int = Field(default=8, ge=1, le=200, description="Most pooled connections.")
     max_message_chars: int = Field(default=20_000, ge=1, le=1_000_000, description="Longest message text accepted.")
 

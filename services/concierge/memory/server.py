@@ -330,7 +330,7 @@ def run(*, host: str, port: int) -> None:
     if not settings.database_role:
         log.warning("CONCIERGE_DATABASE_ROLE is empty: connections keep the login role, which may bypass RLS")
     try:
-        applied = migrate(settings.database_url)
+        applied = migrate(settings.database_url) if settings.database_migrate else []
     except psycopg.OperationalError as err:
         raise SystemExit(f"memory: cannot reach the database at CONCIERGE_DATABASE_URL to migrate it: {err}") from None
     log.info("database ready migrations_applied=%d", len(applied))

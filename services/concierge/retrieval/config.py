@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     database_role: str = Field(
         default="concierge_app", description="Role the pooled connections switch to, so row-level security applies."
     )
+    database_migrate: bool = Field(
+        default=True,
+        description="Apply pending migrations at start. False where the login may not change the schema (a "
+        "tenant's own login in a cluster: the operator migrates).",
+    )
     database_pool_size: int = Field(
         default=8, ge=2, le=100, description="Most pooled connections, shared by searches and running syncs."
     )

@@ -305,6 +305,6 @@ def run(*, host: str, port: int) -> None:
     logs.configure("retrieval")
     settings = load_settings()
     started = time.perf_counter()
-    applied = migrate(settings.database_url)
+    applied = migrate(settings.database_url) if settings.database_migrate else []
     log.info("database ready migrations_applied=%d seconds=%.2f", len(applied), time.perf_counter() - started)
     asyncio.run(_serve(settings, host, port))

@@ -189,7 +189,13 @@ class Ingestor:
                 raise SyncRejected(
                     "aborted", f"a sync of {tenant}/{knowledge_base} is already running; retry when it has finished"
                 )
-            yield
+            try:
+                yield
+            finally:
+                # Unlock now: the server drops a closed session's locks only when its backend
+                # exits, a moment later, and a sync asked for right after this one would be refused.
+                with contextlib.suppress(psycopg.Error):
+                    await store.unlock_sync(lock, tenant, knowledge_base)
 
     async def _sync_locked(
         self,

@@ -436,6 +436,14 @@ async def configure_lock_session(conn: Connection) -> None:
     )
 
 
+def _sync_lock_key(tenant: str, knowledge_base: str) -> str:
+    return f"concierge-sync/{tenant}/{knowledge_base}"
+
+
+async def unlock_sync(conn: Connection, tenant: str, knowledge_base: str) -> None:
+    await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [_sync_lock_key(tenant, knowledge_base)])
+
+
 async def try_lock_sync(conn: Connection, tenant: str, knowledge_base: str) -> bool:
     """A session lock so two syncs of one knowledge base (any replica) never interleave.
 
@@ -443,13 +451,7 @@ async def try_lock_sync(conn: Connection, tenant: str, knowledge_base: str) -> b
     sync that holds a pooled connection for its whole run and asks the pool for more deadlocks.
     """
     cursor = await conn.execute(
-        "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [f"concierge-sync/{tenant}/{knowledge_base}"]
+        "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [_sync_lock_key(tenant, knowledge_base)]
     )
     row = await cursor.fetchone()
     return bool(row and row[0])
-
-
-async def unlock_sync(conn: Connection, tenant: str, knowledge_base: str) -> None:
-    await conn.execute(
-        "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [f"concierge-sync/{tenant}/{knowledge_base}"]
-    )

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from concierge.api.loader import describe_errors
 from concierge.api.resources import (
+    EmbeddingSpec,
     EscalationPolicy,
     KnowledgeBase,
     Resource,
@@ -133,10 +134,10 @@ class Reconciler:
         body["status"] = {**current, **status}
         return True
 
-    def not_ready(self, plural: str, body: Object, phase: str, reason: str, message: str) -> None:
+    def not_ready(self, plural: str, body: Object, phase: str, reason: str, message: str) -> bool:
         generation = body["metadata"].get("generation", 0)
         conditions = (body.get("status") or {}).get("conditions") or []
-        self.write_status(
+        return self.write_status(
             plural,
             body,
             {
@@ -148,14 +149,14 @@ class Reconciler:
 
     # --- tenant services -----------------------------------------------------------
 
-    def tenant_model(self, namespace: str, knowledge_bases: list[Object]) -> str:
+    def tenant_model(self, knowledge_bases: list[Object]) -> str:
         """The embedding model of a namespace: that of its oldest live KnowledgeBase, else the first served."""
         live = sorted(
             (kb for kb in knowledge_bases if alive(kb)),
             key=lambda kb: (kb["metadata"].get("creationTimestamp", ""), kb["metadata"]["name"]),
         )
         if live:
-            return str(live[0].get("spec", {}).get("embedding", {}).get("model", "all-MiniLM-L6-v2"))
+            return str(live[0].get("spec", {}).get("embedding", {}).get("model", EmbeddingSpec().model))
         return next(iter(self.settings.embedding_addresses))
 
     def embedding_address(self, model: str) -> str:
@@ -175,7 +176,7 @@ class Reconciler:
         agents = self.kube.list_custom(AGENT, namespace)
         live = sorted((o for o in knowledge_bases + agents if alive(o)), key=lambda o: str(o["metadata"]["uid"]))
         owners = tuple(owner_of(o) for o in live)
-        model = self.tenant_model(namespace, knowledge_bases)
+        model = self.tenant_model(knowledge_bases)
         address = self.embedding_address(model)
         if not owners:
             return model, address
@@ -394,36 +395,35 @@ class Reconciler:
         return missing, knowledge_bases, policy
 
     def reconcile_agent(self, namespace: str, name: str, wait: bool = True) -> None:
-        """Apply the agent's objects when its references resolve; then refresh the edge's route table."""
-        self._reconcile_agent(namespace, name, wait)
-        self.publish_routes()
+        """Apply the agent's objects when its references resolve; refresh the edge's route table when
+        the agent's status or objects changed (a resync that finds nothing to do lists nothing more)."""
+        if self._reconcile_agent(namespace, name, wait):
+            self.publish_routes()
 
-    def _reconcile_agent(self, namespace: str, name: str, wait: bool) -> None:
+    def _reconcile_agent(self, namespace: str, name: str, wait: bool) -> bool:
+        """True when it wrote the agent's status or one of its objects."""
         with self.locked("agent", namespace, name, wait):
             body = self.kube.get_custom(AGENT, namespace, name)
             if body is None or not alive(body):
-                return
+                return False
             try:
                 agent = parse(SupportAgent, body)
             except ValidationError as err:
-                self.not_ready(AGENT, body, "Failed", "InvalidSpec", describe_errors(err))
-                return
+                return self.not_ready(AGENT, body, "Failed", "InvalidSpec", describe_errors(err))
             missing, knowledge_bases, policy = self.missing_references(agent)
             if missing:
-                self.not_ready(AGENT, body, "Degraded", "MissingReference", "; ".join(missing))
-                return
+                return self.not_ready(AGENT, body, "Degraded", "MissingReference", "; ".join(missing))
             try:
                 _, address = self.ensure_tenant(namespace)
             except NotReady as err:
-                self.not_ready(AGENT, body, "Pending", err.reason, err.message)
-                return
-            for obj in builders.agent_objects(agent, owner_of(body), knowledge_bases, policy, address, self.settings):
-                self.kube.apply(obj)
+                return self.not_ready(AGENT, body, "Pending", err.reason, err.message)
+            objects = builders.agent_objects(agent, owner_of(body), knowledge_bases, policy, address, self.settings)
+            applied = [self.kube.apply(obj) for obj in objects]
             deployment = self.kube.get("apps/v1", "Deployment", namespace, builders.agent_object_name(name))
             ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
             generation = body["metadata"].get("generation", 0)
             conditions = (body.get("status") or {}).get("conditions") or []
-            self.write_status(
+            written = self.write_status(
                 AGENT,
                 body,
                 {
@@ -436,6 +436,7 @@ class Reconciler:
                     "observedGeneration": generation,
                 },
             )
+            return written or any(applied)
 
     def publish_routes(self) -> bool:
         """Write the edge's route table (every Ready agent of every namespace) if it changed."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -39,8 +38,8 @@ _WORD = re.compile(r"\w+")
 
 
 def content_words(text: str) -> set[str]:
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    return {w for w in _WORD.findall("".join(c for c in folded if not unicodedata.combining(c))) if len(w) > 2}
+    """Words of 3+ letters, folded the way the escalation rules fold them (case, accents)."""
+    return {w for w in _WORD.findall(escalation.fold(text)) if len(w) > 2}
 
 
 def grounded(fact: str, customer_texts: Sequence[str]) -> bool:

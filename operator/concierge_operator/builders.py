@@ -469,16 +469,7 @@ def route_table(agents: Sequence[SupportAgent], release_namespace: str) -> Objec
     """The ConfigMap the edge mounts to route chats: every given (ready) agent and its tenant's memory."""
     table = RouteTable(
         agents=[
-            Route(
-                tenant=a.namespace,
-                name=a.name,
-                display_name=a.spec.display_name,
-                greeting=a.spec.greeting,
-                agent_address=agent_endpoint(a),
-                memory_address=f"{MEMORY}.{a.namespace}.svc:{GRPC_PORT}",
-                attachments_enabled=a.spec.attachments.enabled,
-                attachments_max_bytes=a.spec.attachments.max_bytes,
-            )
+            Route.of(a, agent_address=agent_endpoint(a), memory_address=f"{MEMORY}.{a.namespace}.svc:{GRPC_PORT}")
             for a in sorted(agents, key=lambda a: (a.namespace, a.name))
         ]
     )

@@ -29,13 +29,20 @@ from concierge.agent.providers import (
     describe_failure,
 )
 from concierge.api.loader import ResourceSet
-from concierge.api.resources import EscalationPolicy, KnowledgeBase, SupportAgent, SupportAgentSpec
+from concierge.api.resources import EscalationPolicy, EscalationRules, KnowledgeBase, SupportAgent
 from concierge.v1 import agent_pb2, common_pb2, memory_pb2, memory_pb2_grpc, retrieval_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-# Customer turns the escalation rules can look back on (EscalationPolicy allows up to 50).
-SIGNAL_TURNS = 50
+# Customer turns read beyond what the turn-counting rules need: a turn without a retrieval score
+# (escalated, failed) does not count for the low-confidence rule.
+SIGNAL_SLACK = 2
+
+
+def signal_turns(rules: EscalationRules) -> int:
+    """How many recent customer turns the policy's sentiment and confidence rules look back on."""
+    needed = [r.turns for r in (rules.negative_sentiment, rules.low_confidence) if r.enabled]
+    return max(needed, default=1) + SIGNAL_SLACK
 
 
 class ChatError(Exception):
@@ -143,7 +150,8 @@ class ChatService:
             raise ChatError(grpc.StatusCode.FAILED_PRECONDITION, f"SupportAgent {tenant}/{agent}: {runtime.problem}")
         return runtime
 
-    async def _conversation(self, request: agent_pb2.ChatRequest, spec: SupportAgentSpec) -> context.Conversation:
+    async def _conversation(self, request: agent_pb2.ChatRequest, runtime: AgentRuntime) -> context.Conversation:
+        spec = runtime.resource.spec
         timeout = self._settings.rpc_timeout_seconds
         address = self._settings.memory_address
         try:
@@ -163,7 +171,7 @@ class ChatService:
                 reply.session,
                 request.user_message_id,
                 history_turns=spec.memory.history_turns,
-                signal_turns=SIGNAL_TURNS,
+                signal_turns=signal_turns(runtime.policy.spec.rules),
                 rpc_timeout=timeout,
             )
         except grpc.aio.AioRpcError as err:
@@ -189,7 +197,7 @@ class ChatService:
                 raise ChatError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} is required")
         runtime = self.resolve(request.tenant, request.agent)
         spec = runtime.resource.spec
-        conversation = await self._conversation(request, spec)
+        conversation = await self._conversation(request, runtime)
         turn = conversation.turn
         assert turn.question is not None
         assert runtime.client is not None

@@ -14,6 +14,7 @@ from concierge.agent.escalation import TurnHistory, TurnSignal
 from concierge.v1 import memory_pb2, memory_pb2_grpc
 
 MAX_PAGE = 200
+LAST_SEQ = 2**62  # beyond any message's seq: read_range(…, 0, LAST_SEQ) reads a whole session
 
 
 @dataclass(frozen=True)
@@ -125,16 +126,4 @@ async def read_range(
 async def read_all(
     memory: memory_pb2_grpc.MemoryServiceAsyncStub, session: memory_pb2.Session, rpc_timeout: float
 ) -> list[memory_pb2.Message]:
-    out: list[memory_pb2.Message] = []
-    after = 0
-    while True:
-        page = await memory.ListMessages(
-            memory_pb2.ListMessagesRequest(
-                tenant=session.tenant, session_id=session.id, after_seq=after, limit=MAX_PAGE
-            ),
-            timeout=rpc_timeout,
-        )
-        out.extend(page.messages)
-        if not page.next_after_seq:
-            return out
-        after = page.next_after_seq
+    return await read_range(memory, session, 0, LAST_SEQ, rpc_timeout)

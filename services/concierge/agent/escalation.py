@@ -400,12 +400,17 @@ def _keyword_rule(rules: EscalationRules, turns: Sequence[TurnSignal]) -> Decisi
     return Decision("keyword", f'the customer used the escalation keyword "{keyword}"{said}')
 
 
+def upset(text: str) -> bool:
+    """Whether a message reads as upset (the negative-sentiment rule's test for one turn)."""
+    return sentiment(text) < NEGATIVE_THRESHOLD
+
+
 def _negative_sentiment_rule(rules: EscalationRules, turns: Sequence[TurnSignal]) -> Decision | None:
     rule = rules.negative_sentiment
     if not rule.enabled or len(turns) < rule.turns:
         return None
     recent = turns[-rule.turns :]
-    if not all(sentiment(turn.text) < NEGATIVE_THRESHOLD for turn in recent):
+    if not all(upset(turn.text) for turn in recent):
         return None
     span = "the last customer turn" if rule.turns == 1 else f"the last {rule.turns} customer turns"
     return Decision("negative_sentiment", f'the customer sounded upset in {span} ("{_quote(turns[-1].text)}")')

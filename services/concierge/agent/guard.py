@@ -42,6 +42,8 @@ class OutputGuard:
         self._secrets = secret_tokens(instructions)
         self._allowed = allowed
         self.released = ""
+        # The last words released: a copied passage may start in them and go on in new text.
+        self._tail = ""
         self._pending = ""
         self.tripped = False
 
@@ -60,7 +62,9 @@ class OutputGuard:
         if self.tripped:
             return ""
         self._pending += delta
-        if self._leaks(self.released + self._pending):
+        # Released text was checked already and ends at whitespace: only shingles and tokens that
+        # reach into the new text are left to check (linear in the answer, not quadratic).
+        if self._leaks(f"{self._tail} {self._pending}"):
             self.tripped = True
             return ""
         cut = max(self._pending.rfind(" "), self._pending.rfind("\n"))
@@ -68,11 +72,12 @@ class OutputGuard:
             return ""
         release, self._pending = self._pending[: cut + 1], self._pending[cut + 1 :]
         self.released += release
+        self._tail = " ".join(f"{self._tail} {release}".split()[-(SHINGLE_WORDS - 1) :])
         return release
 
     def finish(self) -> str:
         """The held-back rest of a clean answer, or the refusal when the guard tripped."""
-        if not self.tripped and self._leaks(self.released + self._pending):
+        if not self.tripped and self._leaks(f"{self._tail} {self._pending}"):
             self.tripped = True
         if self.tripped:
             return REFUSAL

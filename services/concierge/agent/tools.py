@@ -205,4 +205,4 @@ def customer_wants_human(texts: Sequence[str]) -> bool:
     if not texts:
         return False
     latest = texts[-1]
-    return escalation.human_request(latest) is not None or escalation.sentiment(latest) <= escalation.NEGATIVE_THRESHOLD
+    return escalation.human_request(latest) is not None or escalation.upset(latest)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from concierge.api.resources import Model, Name
+from concierge.api.resources import AttachmentsSpec, Model, Name, SupportAgent
 
 ROUTES_CONFIGMAP = "concierge-routes"
 ROUTES_KEY = "routes.json"
@@ -25,8 +25,22 @@ class Route(Model):
     memory_address: str = Field(min_length=1, description="host:port of the tenant's memory service.")
     attachments_enabled: bool = Field(default=True, description="`spec.attachments.enabled`: customers may upload.")
     attachments_max_bytes: int = Field(
-        default=10 * 1024 * 1024, ge=1, description="`spec.attachments.maxBytes`: largest upload in bytes."
+        default=AttachmentsSpec().max_bytes, ge=1, description="`spec.attachments.maxBytes`: largest upload in bytes."
     )
+
+    @classmethod
+    def of(cls, agent: SupportAgent, *, agent_address: str, memory_address: str) -> Route:
+        """The route to `agent`, served at the two addresses."""
+        return cls(
+            tenant=agent.namespace,
+            name=agent.name,
+            display_name=agent.spec.display_name,
+            greeting=agent.spec.greeting,
+            agent_address=agent_address,
+            memory_address=memory_address,
+            attachments_enabled=agent.spec.attachments.enabled,
+            attachments_max_bytes=agent.spec.attachments.max_bytes,
+        )
 
 
 class RouteTable(Model):

@@ -40,19 +40,7 @@ class Routes:
     def from_resources(cls, resources_dir: Path, agent_address: str, memory_address: str) -> Routes:
         """Laptop: the agents in the resource YAML, all served by one agent and one memory service."""
         resources = load_paths([resources_dir])
-        routes = [
-            Route(
-                tenant=a.namespace,
-                name=a.name,
-                display_name=a.spec.display_name,
-                greeting=a.spec.greeting,
-                agent_address=agent_address,
-                memory_address=memory_address,
-                attachments_enabled=a.spec.attachments.enabled,
-                attachments_max_bytes=a.spec.attachments.max_bytes,
-            )
-            for a in resources.agents
-        ]
+        routes = [Route.of(a, agent_address=agent_address, memory_address=memory_address) for a in resources.agents]
         return cls(lambda: routes)
 
     @classmethod

@@ -15,7 +15,7 @@ from rich.table import Table
 from concierge.api.loader import ResourceError, ResourceSet, load_paths
 from concierge.api.resources import KnowledgeBase, SupportAgent
 from concierge.api.sync import sync_knowledge_base
-from concierge.cli.resources import load_or_exit
+from concierge.cli.resources import EXIT_INVALID, load_or_exit
 from concierge.common.grpcio import create_channel
 from concierge.evaluation import answers as answer_eval
 from concierge.evaluation import retrieval as evaluation
@@ -27,7 +27,6 @@ from concierge.v1 import agent_pb2_grpc, memory_pb2_grpc, retrieval_pb2, retriev
 app = typer.Typer(help="Measure retrieval and answer quality on a question set.", no_args_is_help=True)
 console = Console(stderr=True)
 
-EXIT_INVALID = 2
 QUESTIONS = typer.Option(
     ...,
     "--questions",

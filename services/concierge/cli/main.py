@@ -11,7 +11,7 @@ from rich.console import Console
 
 from concierge.api.loader import ResourceError, load_paths
 from concierge.cli import customers, evaluate, kb
-from concierge.cli.resources import load_or_exit
+from concierge.cli.resources import EXIT_INVALID, load_or_exit
 
 app = typer.Typer(
     name="concierge",
@@ -26,7 +26,6 @@ app.add_typer(customers.app, name="customer")
 console = Console()
 err_console = Console(stderr=True)
 
-EXIT_INVALID = 2
 ROOT = Path(__file__).resolve().parents[3]
 CRDS_DIR = ROOT / "crds"
 CHART_CRDS_DIR = ROOT / "charts" / "concierge-crds" / "templates"

@@ -60,7 +60,7 @@ WS_CLOSE_CODES = {"not_found": 4404, "bad_request": 4400, "unavailable": 1013}
 async def accept_message(
     b: Backend,
     tenant: str,
-    session: memory_pb2.Session,
+    session_id: str,
     body: MessageCreate,
     origin: asyncio.Queue[Frame] | None = None,
 ) -> MessageAccepted:
@@ -72,17 +72,17 @@ async def accept_message(
         tenant,
         memory_pb2.AppendMessageRequest(
             tenant=tenant,
-            session_id=session.id,
+            session_id=session_id,
             role=memory_pb2.ROLE_USER,
             text=body.text,
             client_message_id=str(body.client_message_id),
         ),
     )
     if created:
-        b.hub.publish(session.id, message_frame(stored), skip=origin)
+        b.hub.publish(session_id, message_frame(stored), skip=origin)
     # The status now, read after the message is stored: a WebSocket's session is as old as the socket,
     # and a take-over that lands before this read keeps the bot out of the message it raced with.
-    current = await get_session(b, tenant, session.id)
+    current = await get_session(b, tenant, session_id)
     if bot_answers(current):
         # A resend (created=false) may follow an ack that never arrived: answer it unless an answer is
         # already on its way; the agent replays a stored answer instead of writing a second one.
@@ -128,9 +128,10 @@ async def read_session(session_id: str, b: BackendDep, tenant: TenantDep) -> Ses
     "/sessions/{session_id}/messages", status_code=202, response_model=MessageAccepted, response_model_by_alias=True
 )
 async def post_message(session_id: str, body: MessageCreate, b: BackendDep, tenant: TenantDep) -> MessageAccepted:
-    """Store a customer message; the answer streams on the session's WebSocket."""
-    session = await get_session(b, tenant, session_id)
-    return await accept_message(b, tenant, session, body)
+    """Store a customer message; the answer streams on the session's WebSocket.
+
+    No session read first: storing the message finds an unknown session (404) by itself."""
+    return await accept_message(b, tenant, session_id, body)
 
 
 @router.get("/sessions/{session_id}/messages", response_model=MessagePage, response_model_by_alias=True)
@@ -225,7 +226,7 @@ async def _read_frames(
         client_id = data.get("clientMessageId")
         try:
             body = MessageCreate.model_validate({k: v for k, v in data.items() if k != "type"})
-            accepted = await accept_message(b, tenant, session, body, origin=own_queue)
+            accepted = await accept_message(b, tenant, session.id, body, origin=own_queue)
         except ValidationError as err:
             await send(_not_sent(client_id, "invalid_message", describe_errors(err), retryable=False))
             continue

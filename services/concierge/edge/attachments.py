@@ -22,6 +22,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from concierge.edge.backend import Backend, BackendDep, TenantDep, append_message, call, get_session
 from concierge.edge.problems import Problem
 from concierge.edge.schemas import AttachmentOut, message_frame, message_out
+from concierge.memory.validation import MAX_CONTENT_TYPE_CHARS, MAX_FILENAME_CHARS
 from concierge.retrieval.convert import convert
 from concierge.retrieval.sources import (
     FORMAT_BY_EXTENSION,
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 # Room for the multipart boundaries and part headers around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
-MAX_FILENAME_CHARS = 255
 SUPPORTED = "PDF, DOCX, PPTX, XLSX, CSV, JSON, Markdown (.md), text (.txt) or HTML"
 _TEXT_FORMATS = frozenset({"markdown", "text", "html", "csv", "json"})
 _FORMAT_LABELS = {"markdown": "Markdown", "text": "text", "html": "HTML", "json": "JSON", "csv": "CSV"}
@@ -275,7 +275,7 @@ async def _store(
                 tenant=tenant,
                 session_id=session_id,
                 filename=filename,
-                content_type=(content_type or _default_type(fmt))[:255],
+                content_type=(content_type or _default_type(fmt))[:MAX_CONTENT_TYPE_CHARS],
                 size_bytes=size,
                 text=extracted.text,
                 truncated=extracted.truncated,

@@ -8,10 +8,10 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from concierge.memory.validation import MAX_CUSTOMER_ID_CHARS
 from concierge.v1 import common_pb2, memory_pb2
 
 MAX_MESSAGE_CHARS = 8000
-MAX_CUSTOMER_ID_CHARS = 200
 MAX_AGENT_NAME_CHARS = 100
 
 # A human agent's display name, shown to the customer: one line, no control characters.

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from concierge.memory.validation import MAX_ATTACHMENT_CHARS
+
 
 class EdgeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONCIERGE_", extra="ignore")
@@ -30,9 +32,9 @@ class EdgeSettings(BaseSettings):
     attachment_max_chars: int = Field(
         default=100_000,
         ge=1000,
-        le=200_000,
-        description="Text kept of one attachment (the rest is cut and the attachment marked truncated); the memory "
-        "service stores at most 200,000.",
+        le=MAX_ATTACHMENT_CHARS,
+        description="Text kept of one attachment (the rest is cut and the attachment marked truncated); at most "
+        "what the memory service stores.",
     )
     attachment_conversions: int = Field(
         default=2, ge=1, le=32, description="Uploads converted at once (MarkItDown, in worker threads)."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -85,11 +86,17 @@ async def export_customer(pool: AsyncConnectionPool, customer: Customer) -> Expo
         )
         handoff_rows = await cur.fetchall()
 
+    messages_of: defaultdict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for m in message_rows:
+        messages_of[m["session_id"]].append(_dict(rows.message(m)))
+    attachments_of: defaultdict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for a in attachment_rows:
+        attachments_of[a["session_id"]].append(_dict(rows.attachment(a)))
     sessions = []
     for row in session_rows:
         session = _dict(rows.session(row))
-        session["messages"] = [_dict(rows.message(m)) for m in message_rows if m["session_id"] == row["id"]]
-        session["attachments"] = [_dict(rows.attachment(a)) for a in attachment_rows if a["session_id"] == row["id"]]
+        session["messages"] = messages_of[row["id"]]
+        session["attachments"] = attachments_of[row["id"]]
         sessions.append(session)
     document = {
         "tenant": customer.tenant,

@@ -30,9 +30,6 @@ from concierge.memory.validation import (
 )
 from concierge.v1 import memory_pb2
 
-# Re-exported: callers catch these as store errors.
-__all__ = ["SessionNotFound", "StatusConflict"]
-
 
 async def create_session(pool: AsyncConnectionPool, new: NewSession) -> memory_pb2.Session:
     async with tenant_transaction(pool, new.tenant) as conn:
@@ -46,14 +43,15 @@ async def create_session(pool: AsyncConnectionPool, new: NewSession) -> memory_p
     return rows.session(row)
 
 
-async def require_session(cur: Any, tenant: str, session_id: uuid.UUID, *, lock: bool = False) -> Row:
-    """The session's row, or SessionNotFound unless it is visible to this transaction's tenant.
+async def require_session(
+    cur: Any, tenant: str, session_id: uuid.UUID, *, lock: bool = False, columns: str = "id"
+) -> Row:
+    """The session's `columns` (pass SESSION_COLUMNS for the whole row), or SessionNotFound unless it is
+    visible to this transaction's tenant.
 
     `lock` takes the row lock that serialises every write to one session (appends, status, summary).
     """
-    await cur.execute(
-        f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = %s" + (" FOR UPDATE" if lock else ""), [session_id]
-    )
+    await cur.execute(f"SELECT {columns} FROM sessions WHERE id = %s" + (" FOR UPDATE" if lock else ""), [session_id])
     row: Row | None = await cur.fetchone()
     if row is None:
         raise SessionNotFound(tenant, session_id)
@@ -62,7 +60,7 @@ async def require_session(cur: Any, tenant: str, session_id: uuid.UUID, *, lock:
 
 async def get_session(pool: AsyncConnectionPool, tenant: str, session_id: uuid.UUID) -> memory_pb2.Session:
     async with tenant_transaction(pool, tenant) as conn:
-        row = await require_session(conn.cursor(row_factory=dict_row), tenant, session_id)
+        row = await require_session(conn.cursor(row_factory=dict_row), tenant, session_id, columns=SESSION_COLUMNS)
     return rows.session(row)
 
 
@@ -146,7 +144,7 @@ async def update_summary(pool: AsyncConnectionPool, update: SummaryUpdate) -> tu
     """Store the summary unless a newer one (higher through_seq) is there; returns (session, applied)."""
     async with tenant_transaction(pool, update.tenant) as conn:
         cur = conn.cursor(row_factory=dict_row)
-        current = await require_session(cur, update.tenant, update.session_id, lock=True)
+        current = await require_session(cur, update.tenant, update.session_id, lock=True, columns=SESSION_COLUMNS)
         # Summaries of two turns can finish out of order; the one covering more messages wins.
         if update.through_seq < current["summary_through_seq"]:
             return rows.session(current), False
@@ -183,7 +181,7 @@ async def set_session_status(pool: AsyncConnectionPool, change: StatusChange) ->
         cur = conn.cursor(row_factory=dict_row)
         # The row lock makes the check and the write one step: of two concurrent takeovers, the second
         # waits here and then sees the first one's HUMAN.
-        current = await require_session(cur, change.tenant, change.session_id, lock=True)
+        current = await require_session(cur, change.tenant, change.session_id, lock=True, columns=SESSION_COLUMNS)
         if current["status"] == change.status and current["handler"] == change.handler:
             return rows.session(current), False
         if change.expect and current["status"] not in change.expect:

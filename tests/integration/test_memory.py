@@ -932,3 +932,26 @@ async def test_a_dispatcher_claims_only_the_hand_offs_of_its_own_agents(memory: 
     assert list(other.handoffs) == []  # it holds no signing key for acme-support
     own = await memory.ClaimHandoffs(claim(tenant))
     assert [h.idempotency_key for h in own.handoffs] == ["k-own"]
+
+
+async def test_a_stale_hand_back_naming_another_holder_changes_nothing(memory: Any) -> None:
+    tenant = "handback-race"
+    session = (await memory.CreateSession(memory_pb2.CreateSessionRequest(tenant=tenant, agent="a"))).session
+
+    def change(status: Any, handler: str = "", expect_handler: str = "") -> Any:
+        return memory_pb2.SetSessionStatusRequest(
+            tenant=tenant,
+            session_id=session.id,
+            status=status,
+            handler=handler,
+            expect_handler=expect_handler,
+            expect=[memory_pb2.SESSION_STATUS_HUMAN] if status == memory_pb2.SESSION_STATUS_BOT else [],
+        )
+
+    await memory.SetSessionStatus(change(memory_pb2.SESSION_STATUS_HUMAN, handler="Bob"))
+    with pytest.raises(grpc.aio.AioRpcError) as stale:
+        await memory.SetSessionStatus(change(memory_pb2.SESSION_STATUS_BOT, expect_handler="Ana"))
+    assert stale.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "held by human agent 'Bob'" in (stale.value.details() or "")
+    back = await memory.SetSessionStatus(change(memory_pb2.SESSION_STATUS_BOT, expect_handler="Bob"))
+    assert (back.changed, back.session.status) == (True, memory_pb2.SESSION_STATUS_BOT)

@@ -91,7 +91,9 @@ class FakeMemory:
         session = self._session(request.tenant, request.session_id)
         if session.status == request.status and session.handler == request.handler:
             return memory_pb2.SetSessionStatusResponse(session=session, changed=False)
-        if request.expect and session.status not in request.expect:
+        if (request.expect and session.status not in request.expect) or (
+            request.expect_handler and session.handler != request.expect_handler
+        ):
             raise rpc_error(grpc.StatusCode.FAILED_PRECONDITION, f"session is {session.status}")
         session.status, session.handler, session.updated_at = request.status, request.handler, self._now()
         if request.status == memory_pb2.SESSION_STATUS_ESCALATED:

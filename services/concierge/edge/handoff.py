@@ -39,7 +39,7 @@ INBOX_STATUSES: dict[str, list[memory_pb2.SessionStatus.ValueType]] = {
     "all": [memory_pb2.SESSION_STATUS_ESCALATED, memory_pb2.SESSION_STATUS_HUMAN],
 }
 # What memory answers when a compare-and-set on the status finds another status.
-_CAS_FAILED = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ABORTED)
+_CAS_FAILED = (grpc.StatusCode.FAILED_PRECONDITION,)
 
 router = APIRouter(prefix="/api/v1", tags=[STAFF_TAG])
 
@@ -80,12 +80,19 @@ async def _set_status(
     status: memory_pb2.SessionStatus.ValueType,
     handler: str,
     expect: list[memory_pb2.SessionStatus.ValueType],
+    expect_handler: str = "",
 ) -> memory_pb2.SetSessionStatusResponse | None:
-    """Compare-and-set the status; None when the session's status is not one of `expect`."""
+    """Compare-and-set the status; None when the session's status is not one of `expect` (or another
+    human than `expect_handler` holds it)."""
     try:
         reply: memory_pb2.SetSessionStatusResponse = await b.memory(tenant).SetSessionStatus(
             memory_pb2.SetSessionStatusRequest(
-                tenant=tenant, session_id=session_id, status=status, handler=handler, expect=expect
+                tenant=tenant,
+                session_id=session_id,
+                status=status,
+                handler=handler,
+                expect=expect,
+                expect_handler=expect_handler,
             ),
             timeout=b.settings.rpc_timeout_seconds,
         )
@@ -204,9 +211,9 @@ async def hand_back(session_id: str, body: StaffAction, b: BackendDep, tenant: T
         return HandoffOut(session=session_out(session), changed=False, message=None)
     if session.status != memory_pb2.SESSION_STATUS_HUMAN or session.handler != name:
         raise holder_problem(session, name, "hand it back")
-    # Only the holder gets here, and while it is HUMAN nobody else can change it but the holder.
+    # The read above may be stale: the compare-and-set also names the holder it expects.
     reply = await _set_status(
-        b, tenant, session_id, memory_pb2.SESSION_STATUS_BOT, "", [memory_pb2.SESSION_STATUS_HUMAN]
+        b, tenant, session_id, memory_pb2.SESSION_STATUS_BOT, "", [memory_pb2.SESSION_STATUS_HUMAN], name
     )
     if reply is None or not reply.changed:
         current = reply.session if reply is not None else await get_session(b, tenant, session_id)

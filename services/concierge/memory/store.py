@@ -184,7 +184,9 @@ async def set_session_status(pool: AsyncConnectionPool, change: StatusChange) ->
         current = await require_session(cur, change.tenant, change.session_id, lock=True, columns=SESSION_COLUMNS)
         if current["status"] == change.status and current["handler"] == change.handler:
             return rows.session(current), False
-        if change.expect and current["status"] not in change.expect:
+        if (change.expect and current["status"] not in change.expect) or (
+            change.expect_handler and current["handler"] != change.expect_handler
+        ):
             raise StatusConflict(change.session_id, current["status"], current["handler"], change.expect)
         # A reason-less step between ESCALATED and HUMAN keeps the episode's reason.
         reason = "" if change.status == "bot" else change.reason or current["escalation_reason"]

@@ -327,6 +327,7 @@ class StatusChange:
     handler: str
     reason: str
     expect: tuple[str, ...]
+    expect_handler: str = ""
 
 
 def set_session_status(request: memory_pb2.SetSessionStatusRequest) -> StatusChange:
@@ -359,7 +360,7 @@ def set_session_status(request: memory_pb2.SetSessionStatusRequest) -> StatusCha
     if len(request.reason) > MAX_REASON_CHARS:
         raise InvalidArgument(f"reason is {len(request.reason)} characters long; the limit is {MAX_REASON_CHARS}")
     expect = _enum_names("expect", request.expect, STATUS_NAMES, "SESSION_STATUS")
-    return StatusChange(tenant_, session, status, handler, request.reason, expect)
+    return StatusChange(tenant_, session, status, handler, request.reason, expect, request.expect_handler)
 
 
 @dataclass(frozen=True)

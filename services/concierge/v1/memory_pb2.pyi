@@ -473,11 +473,16 @@ class SetSessionStatusRequest(_message.Message):
     HANDLER_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     EXPECT_FIELD_NUMBER: _builtins.int
+    EXPECT_HANDLER_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     session_id: _builtins.str
     status: Global___SessionStatus.ValueType
     handler: _builtins.str
     reason: _builtins.str
+    expect_handler: _builtins.str
+    """... and only when this human agent holds the session (empty: anyone), so a stale hand-back
+    cannot take back a session another human has taken over since.
+    """
     @_builtins.property
     def expect(self) -> _containers.RepeatedScalarFieldContainer[Global___SessionStatus.ValueType]:
         """The change applies only when the current status is one of these (empty: any)."""
@@ -491,10 +496,11 @@ class SetSessionStatusRequest(_message.Message):
         handler: _builtins.str = ...,
         reason: _builtins.str = ...,
         expect: _abc.Iterable[Global___SessionStatus.ValueType] | None = ...,
+        expect_handler: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expect", b"expect", "handler", b"handler", "reason", b"reason", "session_id", b"session_id", "status", b"status", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expect", b"expect", "expect_handler", b"expect_handler", "handler", b"handler", "reason", b"reason", "session_id", b"session_id", "status", b"status", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

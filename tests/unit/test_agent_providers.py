@@ -14,6 +14,7 @@ from agent_framework.openai import OpenAIChatCompletionClient
 
 from concierge.agent.config import Settings
 from concierge.agent.extractive_client import ExtractiveChatClient
+from concierge.agent.handoff import signing_secret
 from concierge.agent.providers import (
     ProviderConfigError,
     ProviderLimits,
@@ -21,7 +22,7 @@ from concierge.agent.providers import (
     chat_options,
     describe_failure,
 )
-from concierge.api.resources import SecretKeyRef, SupportAgentSpec, secret_env_var
+from concierge.api.resources import EscalationPolicy, SecretKeyRef, SupportAgentSpec, secret_env_var
 
 
 def spec(**model: object) -> SupportAgentSpec:
@@ -225,3 +226,18 @@ def test_a_rejected_request_is_internal_and_other_failures_unavailable() -> None
     other = describe_failure(MODEL, ValueError("unparseable chunk"), LIMITS)
     assert other.code == grpc.StatusCode.UNAVAILABLE
     assert other.message.endswith("failed: ValueError: unparseable chunk")
+
+
+def test_a_webhook_key_comes_stripped_from_its_mounted_variable_and_is_none_when_missing() -> None:
+    policy = EscalationPolicy.model_validate(
+        {
+            "apiVersion": "concierge.dev/v1alpha1",
+            "kind": "EscalationPolicy",
+            "metadata": {"name": "hooks", "namespace": "acme"},
+            "spec": {
+                "handoff": {"type": "webhook", "url": "https://hooks.example.com/x", "secretRef": {"name": "hmac"}}
+            },
+        }
+    )
+    assert signing_secret(policy, {"CONCIERGE_SECRET_HMAC_APIKEY": " k3y \n"}) == "k3y"
+    assert signing_secret(policy, {}) is None

@@ -14,17 +14,16 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import httpx
 
-from concierge.api.resources import EscalationPolicy, secret_env_var
+from concierge.api.resources import EscalationPolicy, secret_env_var, secret_value
 from concierge.v1 import memory_pb2, memory_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -100,12 +99,23 @@ def signature(secret: str, timestamp: str, body: str) -> str:
     return f"sha256={mac.hexdigest()}"
 
 
-def signing_secret(policy: EscalationPolicy | None, environ: dict[str, str] | None = None) -> str | None:
-    """The webhook's HMAC key from the variable the operator mounts for the policy's secretRef."""
+def signing_secret(policy: EscalationPolicy | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The webhook's HMAC key from the variable the operator mounts for the policy's secretRef.
+
+    A policy that names a key nobody mounted is logged loudly: its webhooks would go out unsigned."""
     ref = policy.spec.handoff.secret_ref if policy is not None else None
     if ref is None:
         return None
-    return (environ if environ is not None else dict(os.environ)).get(secret_env_var(ref)) or None
+    value = secret_value(ref, environ)
+    if value is None:
+        log.error(
+            "hand-off webhooks of policy %s go out UNSIGNED: its secretRef %s/%s is not mounted as %s",
+            policy.key if policy is not None else "?",
+            ref.name,
+            ref.key,
+            secret_env_var(ref),
+        )
+    return value
 
 
 class Dispatcher:

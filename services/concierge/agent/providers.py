@@ -6,7 +6,6 @@ agent-framework-openai, with the API key read from the environment the operator 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,7 @@ import openai
 from agent_framework import BaseChatClient, FunctionInvocationConfiguration
 
 from concierge.agent.extractive_client import ExtractiveChatClient, SentenceEmbedder
-from concierge.api.resources import ModelSpec, SupportAgentSpec, secret_env_var
+from concierge.api.resources import ModelSpec, SupportAgentSpec, secret_env_var, secret_value
 
 if TYPE_CHECKING:
     from concierge.agent.config import Settings
@@ -97,13 +96,11 @@ def api_key(spec: SupportAgentSpec, environ: Mapping[str, str] | None = None) ->
     ref = spec.model.secret_ref
     if ref is None:
         return None
-    env = os.environ if environ is None else environ
-    variable = secret_env_var(ref)
-    value = env.get(variable, "").strip()
-    if not value:
+    value = secret_value(ref, environ)
+    if value is None:
         raise ProviderConfigError(
             f"provider `{spec.model.provider}` needs the API key from Secret {ref.name!r} key {ref.key!r}, "
-            f"but {variable} is not set; mount the Secret key as that environment variable"
+            f"but {secret_env_var(ref)} is not set; mount the Secret key as that environment variable"
         )
     return value
 

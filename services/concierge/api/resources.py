@@ -5,7 +5,9 @@ Field names are camelCase on the wire (Kubernetes style) and snake_case in Pytho
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -74,6 +76,11 @@ def secret_env_var(ref: SecretKeyRef) -> str:
     `{name: openai-credentials, key: apiKey}` → `CONCIERGE_SECRET_OPENAI_CREDENTIALS_APIKEY`.
     """
     return "CONCIERGE_SECRET_" + re.sub(r"[^A-Z0-9]", "_", f"{ref.name}_{ref.key}".upper())
+
+
+def secret_value(ref: SecretKeyRef, environ: Mapping[str, str] | None = None) -> str | None:
+    """The mounted Secret key's value (stripped), or None when it is not set."""
+    return (os.environ if environ is None else environ).get(secret_env_var(ref), "").strip() or None
 
 
 class ObjectMeta(Model):

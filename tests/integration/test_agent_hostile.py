@@ -7,7 +7,6 @@ Across every case the runtime makes 0 unauthorised tool calls and leaks 0 canary
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -79,16 +78,14 @@ def llm() -> Iterator[LLMServer]:
 
 
 @pytest.fixture(scope="module")
-def synced(retrieval_service: ServiceProcess) -> None:
-    async def sync() -> None:
-        async with create_channel(retrieval_service.address) as channel:
-            stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
-            for kb in (HELP, SECRET_KB):
-                result = await sync_knowledge_base(stub, kb, Path("."))
-                assert result.documents >= 1
-                assert not result.errors
-
-    asyncio.run(sync())
+async def synced(retrieval_service: ServiceProcess) -> None:
+    # On the session's event loop: gRPC's asyncio channels must not be driven by a second loop.
+    async with create_channel(retrieval_service.address) as channel:
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        for kb in (HELP, SECRET_KB):
+            result = await sync_knowledge_base(stub, kb, Path("."))
+            assert result.documents >= 1
+            assert not result.errors
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,8 @@ import websockets
 from documents import pdf_pages
 
 from concierge.api.routes import Route, RouteTable
-from concierge.common.grpcio import create_channel
 from concierge.local.processes import ServiceProcess, start_service
-from concierge.v1 import memory_pb2, memory_pb2_grpc
+from concierge.v1 import memory_pb2
 
 pytestmark = pytest.mark.usefixtures("acme_synced")
 TENANT = "acme"
@@ -184,10 +183,12 @@ def test_a_reply_or_handback_by_someone_not_holding_the_session_is_refused(api: 
     assert missing.status_code == 404
 
 
-def test_uploaded_pdf_is_read_and_announced_in_the_history(api: httpx.Client, memory_service: ServiceProcess) -> None:
+async def test_uploaded_pdf_is_read_and_announced_in_the_history(api: httpx.Client, memory: Any) -> None:
     session_id = new_session(api)
     pdf = pdf_pages("Sweepy S2 Pro manual. Error E42 means the main brush is blocked.", "Page two: cleaning.")
-    reply = api.post(f"/sessions/{session_id}/attachments", files={"file": ("manual.pdf", pdf, "application/pdf")})
+    reply = await asyncio.to_thread(
+        api.post, f"/sessions/{session_id}/attachments", files={"file": ("manual.pdf", pdf, "application/pdf")}
+    )
     assert reply.status_code == 201, reply.text
     attachment = reply.json()
     assert (attachment["filename"], attachment["format"], attachment["pages"]) == ("manual.pdf", "pdf", 2)
@@ -197,18 +198,12 @@ def test_uploaded_pdf_is_read_and_announced_in_the_history(api: httpx.Client, me
     assert note["role"] == "system"
     assert note["text"].startswith(f'Customer attached "manual.pdf" (attachment {attachment["id"]}, PDF, 2 pages')
 
-    async def stored_text() -> str:
-        channel = create_channel(memory_service.address)
-        try:
-            got = await memory_pb2_grpc.MemoryServiceStub(channel).GetAttachment(
-                memory_pb2.GetAttachmentRequest(tenant=TENANT, session_id=session_id, attachment_id=attachment["id"]),
-                timeout=10,
-            )
-            return str(got.attachment.text)
-        finally:
-            await channel.close()
-
-    assert "Error E42 means the main brush is blocked" in asyncio.run(stored_text())
+    # Through the session's memory client: gRPC's asyncio channels must not be driven by a second loop.
+    got = await memory.GetAttachment(
+        memory_pb2.GetAttachmentRequest(tenant=TENANT, session_id=session_id, attachment_id=attachment["id"]),
+        timeout=10,
+    )
+    assert "Error E42 means the main brush is blocked" in got.attachment.text
 
 
 @pytest.mark.parametrize(

@@ -37,8 +37,10 @@ SERVER_OPTIONS: list[tuple[str, int | str]] = [
     *KEEPALIVE_OPTIONS,
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     # ... and reconnect now and then, re-resolving it, so pods an autoscaler adds get traffic too.
+    # No grace limit (gRPC's default is none): calls already running on an aged connection finish
+    # there, only new ones move. A one-minute grace cut every knowledge-base sync stream longer
+    # than six minutes (a first sync of a large corpus takes half an hour).
     ("grpc.max_connection_age_ms", 5 * 60_000),
-    ("grpc.max_connection_age_grace_ms", 60_000),
 ]
 
 

@@ -80,8 +80,10 @@ def test_documents_can_be_ranked_by_the_evidence_of_several_chunks() -> None:
     document_of = {a1: page_a, a2: page_a, b1: page_b, b2: page_b, b3: page_b}
     cosine_of = {a1: 0.60, a2: 0.40, b1: 0.58, b2: 0.55, b3: 0.50}
 
-    def order(decay: float, margin: float, per_round: int = 1) -> list[uuid.UUID]:
-        ranked = by_document(fused, document_of, cosine_of, decay=decay, margin=margin, per_round=per_round)
+    def order(decay: float, margin: float, per_round: int = 1, support: int = 1) -> list[uuid.UUID]:
+        ranked = by_document(
+            fused, document_of, cosine_of, decay=decay, margin=margin, per_round=per_round, support=support
+        )
         return [f.id for f in ranked]
 
     # Best chunk only: page A first; chunks come one per document per round.
@@ -91,3 +93,6 @@ def test_documents_can_be_ranked_by_the_evidence_of_several_chunks() -> None:
     # ...but not when page B's best passage is clearly further from the question than A's.
     assert order(0.5, 0.01) == [a1, b1, a2, b2, b3]
     assert order(0.5, 0.1, per_round=2) == [b1, b2, a1, a2, b3]
+    # Three passages are a pattern; with four required, page B has too few and its best one decides.
+    assert order(0.5, 0.1, support=3) == [b1, a1, b2, a2, b3]
+    assert order(0.5, 0.1, support=4) == [a1, b1, a2, b2, b3]

@@ -65,3 +65,33 @@ def test_languages_are_those_with_a_dictionary_into_the_target(tmp_path: Path) -
     assert translator.languages("english") == ["german", "spanish"]
     assert translator.languages("german") == []
     assert translator.translate(["hilo"], "french", "english") is None
+
+
+def test_conjugated_words_are_found_through_their_stem(tmp_path: Path) -> None:
+    write_dictionary(
+        tmp_path,
+        "freedict-spa-eng",
+        {"esperar": "esperar\nto wait, expect\n", "esperanza": "esperanza\nhope\n", "hilo": "hilo\nthread\n"},
+    )
+    translator = QueryTranslator(tmp_path)
+    # "espere" (subjunctive) and "hilos" (plural) are no headwords; their Snowball stems are.
+    result = translator.translate(["espere", "hilos"], "spanish", "english")
+    assert result is not None
+    assert result.text == "to wait expect thread"
+    assert result.translated_words == 2
+
+
+def test_german_compounds_are_translated_part_by_part(tmp_path: Path) -> None:
+    entries = {
+        "unter": "unter\nunder, below\n",
+        "ordner": ENTRIES["ordner"],
+        "umgebung": "Umgebung\nenvironment\n",
+        "variable": "Variable\nvariable\n",
+    }
+    write_dictionary(tmp_path, "freedict-deu-eng", entries)
+    translator = QueryTranslator(tmp_path)
+    # Inflected, and with a linking "s" between the parts.
+    result = translator.translate(["Unterordnern", "Umgebungsvariablen", "asyncio"], "german", "english")
+    assert result is not None
+    assert result.text == "under paper folder folder environment variable asyncio"
+    assert result.translated_words == 2

@@ -83,7 +83,9 @@ class Settings(BaseSettings):
     search_statement_timeout_ms: int = Field(
         default=5000, ge=100, description="Longest a search's database statement may run before it is cancelled."
     )
-    search_rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+    search_rrf_k: int = Field(
+        default=30, ge=1, description="Reciprocal rank fusion constant; smaller favours the top of each list."
+    )
     search_vector_weight: float = Field(default=1.0, ge=0, description="Weight of the vector list in fusion.")
     search_text_weight: float = Field(
         default=0.7,
@@ -104,11 +106,11 @@ class Settings(BaseSettings):
         "many rows (always at least the rarest word); the others only add to the ranking.",
     )
     search_document_decay: float = Field(
-        default=0.0,
+        default=0.7,
         ge=0,
         le=1,
-        description="Documents rank by their chunks' fused scores, each next chunk weighted this much less; "
-        "0 (default): by their best chunk only. 0.5 favours pages many passages point to (see docs/retrieval.md).",
+        description="Documents rank by their chunks' fused scores, each next chunk weighted this much less "
+        "(favours pages many passages point to, see docs/retrieval.md); 0: by their best chunk only.",
     )
     search_document_window: int = Field(
         default=1, ge=1, le=20, description="Only the best top_k times this many fused chunks count as evidence."
@@ -119,6 +121,13 @@ class Settings(BaseSettings):
         le=2,
         description="Only documents whose best chunk is within this cosine of the best chunk of all add up the "
         "evidence of their other chunks; the rest rank by their best chunk alone.",
+    )
+    search_document_support: int = Field(
+        default=3,
+        ge=1,
+        le=50,
+        description="Only documents with at least this many of the fused chunks add up their evidence: one "
+        "more passage is no pattern, and would let a short page's two loose matches outvote one that answers.",
     )
     search_document_chunks_per_round: int = Field(
         default=2, ge=1, le=50, description="Hits per document before the next document's turn."

@@ -64,7 +64,7 @@ class SearchSettings:
     min_candidates: int = 50
     ef_search: int = 100
     statement_timeout_ms: int = 5000
-    rrf_k: int = 60
+    rrf_k: int = 30
     vector_weight: float = 1.0
     # Full text alone finds less than the vectors (recall@5 0.69 against 0.88 on the Python docs).
     text_weight: float = 0.7
@@ -78,11 +78,13 @@ class SearchSettings:
     part_weight: float = 0.5
     # Documents are ranked by their chunks' fused scores, each next chunk weighted this much
     # less; hits then come `document_chunks_per_round` per document, best documents first.
-    document_decay: float = 0.0
+    document_decay: float = 0.7
     # Only the best top_k times this many fused chunks count as a document's evidence.
     document_window: int = 1
     # Only documents whose best chunk is this close (cosine) to the best chunk of all add up evidence.
     document_margin: float = 0.1
+    # Only documents with at least this many fused chunks add them up: a second loose match is no pattern.
+    document_support: int = 3
     document_chunks_per_round: int = 2
     # Most query lexemes full-text search ranks by; the rarest are kept.
     text_terms: int = 12
@@ -179,14 +181,16 @@ def by_document(
     decay: float,
     margin: float,
     per_round: int,
+    support: int = 1,
 ) -> list[Fused[uuid.UUID]]:
     """Fused chunks regrouped so the documents with the most evidence come first.
 
     Among documents whose best chunk is about as close to the question as the closest chunk of
     all (cosine within `margin`), a document scores the fused scores of its chunks, each next
     one weighted `decay` times the one before: a page that several passages point to beats one
-    with a single lucky passage. A document further behind keeps its best chunk's score, so
-    a few weak passages never outvote one that clearly answers. Chunks are then taken in rounds,
+    with a single lucky passage. A document further behind, or with fewer than `support` chunks
+    among them, keeps its best chunk's score, so a few weak passages never outvote one that
+    clearly answers. Chunks are then taken in rounds,
     `per_round` per document in document order, so the first hits span several documents.
     """
     per_document: dict[uuid.UUID, list[Fused[uuid.UUID]]] = {}
@@ -195,7 +199,9 @@ def by_document(
     closest = {d: max((cosine_of.get(c.id, -1.0) for c in chunks), default=-1.0) for d, chunks in per_document.items()}
     top = max(closest.values(), default=-1.0)
     score = {
-        d: sum(c.score * decay**i for i, c in enumerate(chunks)) if closest[d] >= top - margin else chunks[0].score
+        d: sum(c.score * decay**i for i, c in enumerate(chunks))
+        if closest[d] >= top - margin and len(chunks) >= support
+        else chunks[0].score
         for d, chunks in per_document.items()
     }
     documents = sorted(per_document, key=lambda d: -score[d])
@@ -285,6 +291,7 @@ class Searcher:
                 decay=settings.document_decay,
                 margin=settings.document_margin,
                 per_round=settings.document_chunks_per_round,
+                support=settings.document_support,
             )[:wanted]
             rows = await store.hits(conn, [f.id for f in fused], vector)
         best = max((score for _, score, _ in nearest), default=0.0)

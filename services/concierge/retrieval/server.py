@@ -280,6 +280,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
             document_decay=settings.search_document_decay,
             document_window=settings.search_document_window,
             document_margin=settings.search_document_margin,
+            document_support=settings.search_document_support,
             document_chunks_per_round=settings.search_document_chunks_per_round,
             rerank_candidates=settings.rerank_candidates,
         ),

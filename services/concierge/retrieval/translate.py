@@ -9,13 +9,17 @@ A multilingual embedding model (EmbeddingGemma) needs none of this; it does no h
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import snowballstemmer
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,11 @@ _NOT_SENSES = ('"', "Synonym", "Note:", "see:", "See:", "{")
 # Shortest stem tried when a word is not a headword as written ("Unterordnern" -> "Unterordner").
 _MIN_STEM = 4
 _MAX_STRIPPED = 3
+# Languages that write compounds as one word ("Unterordner" = "Unter" + "Ordner"), and the
+# linking letters between their parts ("Umgebung-s-variable").
+_COMPOUNDING = {"german": ("s", "n", "en", "e"), "dutch": ("s", "en", "e")}
+_MIN_PART = 3
+Stem = Callable[[str], str]
 
 
 def _b64(text: str) -> int:
@@ -52,6 +61,24 @@ class Dictionary:
     def __init__(self, index: dict[str, tuple[int, int]], data: bytes) -> None:
         self._index = index
         self._data = data
+        self._headwords = sorted(index)
+
+    def same_stem(self, word: str, stem: Stem, most: int = 200) -> str | None:
+        """The shortest headword with the same stem as `word` ("espere" finds "esperar"), if any.
+
+        Headwords sharing a stem start with it, so only those after it in sorted order are stemmed.
+        """
+        key = stem(word.casefold())
+        if len(key) < _MIN_PART:
+            return None
+        best: str | None = None
+        start = bisect.bisect_left(self._headwords, key)
+        for headword in self._headwords[start : start + most]:
+            if not headword.startswith(key):
+                break
+            if (best is None or len(headword) < len(best)) and stem(headword) == key:
+                best = headword
+        return best
 
     @classmethod
     def load(cls, stem: Path) -> Dictionary:
@@ -120,12 +147,16 @@ class QueryTranslator:
         dictionary = self._dictionary(source, target)
         if dictionary is None:
             return None
+        stem = _stemmer(source)
+        linking = _COMPOUNDING.get(source)
         out: list[str] = []
         translated = 0
         for word in words:
-            found = _lookup(dictionary, word)
+            found = _lookup(dictionary, word, stem)
             if not found and "-" in word:  # "ZIP-Datei": translate the parts
-                found = [t for part in word.split("-") for t in (_lookup(dictionary, part) or [part])]
+                found = [t for part in word.split("-") for t in (_lookup(dictionary, part, stem) or [part])]
+            if not found and linking is not None:
+                found = _compound(dictionary, word, stem, linking)
             if found:
                 translated += 1
                 out.extend(found)
@@ -147,14 +178,41 @@ class QueryTranslator:
             return self._loaded[key]
 
 
-def _lookup(dictionary: Dictionary, word: str) -> list[str]:
-    """Translations of the word, or of it with up to three final letters dropped (inflections)."""
-    for cut in range(_MAX_STRIPPED + 1):
-        stem = word[: len(word) - cut] if cut else word
-        if len(stem) < _MIN_STEM and cut:
+def _stemmer(language: str) -> Stem:
+    """The Snowball stemmer of `language` (the algorithms Postgres' own text search uses)."""
+    algorithm = snowballstemmer.stemmer(language)
+    return algorithm.stemWord  # type: ignore[no-any-return]
+
+
+def _lookup(dictionary: Dictionary, word: str, stem: Stem) -> list[str]:
+    """Translations of the word as written, else of a headword with its stem (inflections and
+    conjugations: "espere" is "esperar"), else of it with up to three final letters dropped."""
+    if found := dictionary.translations(word):
+        return found
+    if (headword := dictionary.same_stem(word, stem)) is not None:
+        return dictionary.translations(headword)
+    for cut in range(1, _MAX_STRIPPED + 1):
+        stripped = word[: len(word) - cut]
+        if len(stripped) < _MIN_STEM:
             break
-        if found := dictionary.translations(stem):
+        if found := dictionary.translations(stripped):
             return found
+    return []
+
+
+def _compound(dictionary: Dictionary, word: str, stem: Stem, linking: tuple[str, ...]) -> list[str]:
+    """A compound's translation from its two parts, the longest known first part preferred
+    ("Unterordnern" is "unter" + "Ordner": "under folder"); [] if no split has both parts known."""
+    lowered = word.casefold()
+    for split in range(len(lowered) - _MIN_PART, _MIN_PART - 1, -1):
+        head, tail = lowered[:split], lowered[split:]
+        tail_words = _lookup(dictionary, tail, stem)
+        if not tail_words:
+            continue
+        heads = [head, *(head[: -len(link)] for link in linking if head.endswith(link))]
+        for candidate in heads:
+            if len(candidate) >= _MIN_PART and (head_words := _lookup(dictionary, candidate, stem)):
+                return [head_words[0], *tail_words[:2]]
     return []
 
 

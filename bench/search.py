@@ -737,7 +737,7 @@ async def explain(pool: AsyncConnectionPool, vector: Vectors, text: str, limit: 
         )
         cur = await conn.execute(q, {"q": vector, "kbs": [KB], "limit": limit})
         plan = [r[0] for r in await cur.fetchall()]
-        lines.append("vector:    " + plan[1].strip().split("  (")[0])
+        lines.append("vector:    " + next(p.strip().split("  (")[0] for p in plan if "Scan" in p))
         cur = await conn.execute(
             "EXPLAIN (ANALYZE, COSTS OFF) " + _COUNT_MATCHES, {"query": or_query(text), "kbs": [KB]}
         )

@@ -47,3 +47,13 @@ def test_a_page_without_main_uses_the_longest_article_or_the_body() -> None:
     assert "Plain body text." in html
     assert "Top" not in html
     assert "Bottom" not in html
+
+
+def test_bytes_are_decoded_as_declared_and_an_xhtml_declaration_is_no_obstacle() -> None:
+    xhtml = (
+        '<?xml version="1.0" encoding="utf-8"?>\n<html><head><title>Café</title></head><body><p>Crème</p></body></html>'
+    )
+    assert main_content(xhtml.encode()) == "<html><head><title>Café</title></head><body><p>Crème</p></body></html>"
+    latin = '<html><head><meta charset="iso-8859-1"></head><body><p>Ñandú</p></body></html>'.encode("iso-8859-1")
+    assert "<p>Ñandú</p>" in main_content(latin)
+    assert main_content(b"  \n ") == ""

@@ -2,12 +2,18 @@
 
 Help centres and documentation sites wrap every article in the same navigation; indexed, that
 chrome repeats in thousands of chunks and outranks the article. Headings keep their ids as
-`{#id}` so citations can link to the section.
+`{#id}` so citations can link to the section. Parsed with lxml (libxml2): a sync converts pages
+on the cores the embedding model wants, and Python's own parser took 140 ms a page.
 """
 
 from __future__ import annotations
 
-from bs4 import BeautifulSoup, Tag
+import re
+from html import escape
+
+import lxml.html
+from bs4.dammit import UnicodeDammit
+from lxml import etree
 
 # Page chrome by element and by ARIA role; `header`/`footer` only outside the chosen content.
 _CHROME_TAGS = ("script", "style", "noscript", "template", "nav", "aside", "form", "iframe", "svg", "button")
@@ -16,72 +22,108 @@ _OUTER_CHROME_TAGS = ("header", "footer")
 # Permalink markers next to headings ("¶", "#", "🔗") and screen-reader-only skip links.
 _PERMALINK_CLASSES = ("headerlink", "anchorjs-link", "heading-anchor", "anchor-link", "skip-link")
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_CHROME = etree.XPath(
+    " | ".join(f"//{tag}" for tag in _CHROME_TAGS)
+    + " | //*["
+    + " or ".join(f'@role="{role}"' for role in _CHROME_ROLES)
+    + ' or @aria-hidden="true" or '
+    + " or ".join(f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')" for name in _PERMALINK_CLASSES)
+    + "]"
+)
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+_HEADING_PATH = " | ".join(f".//{tag}" for tag in _HEADINGS)
 
 
 def main_content(html: bytes | str) -> str:
     """The page's title and main content as HTML, with heading ids written into the heading text."""
-    soup = BeautifulSoup(html, "html.parser")
-    title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    for element in soup.find_all(_CHROME_TAGS):
-        element.decompose()
-    for element in soup.select(", ".join(f'[role="{role}"]' for role in _CHROME_ROLES) + ', [aria-hidden="true"]'):
-        element.decompose()
-    for element in soup.find_all(class_=list(_PERMALINK_CLASSES)):
-        element.decompose()
-    root = _content_root(soup)
+    try:
+        document = _parse(html)
+    except etree.ParserError:  # nothing but whitespace or comments
+        return ""
+    title_element = document.find(".//title")
+    title = _text(title_element) if title_element is not None else ""
+    for element in _CHROME(document):
+        if element.getparent() is not None:  # not already gone with an ancestor
+            element.drop_tree()
+    root = _content_root(document)
     if root is None:
-        return str(soup)
+        return lxml.html.tostring(document, encoding="unicode")
     title = _without_site_name(title, root)
-    if root.name in ("body", "html"):
-        for element in root.find_all(_OUTER_CHROME_TAGS):
-            element.decompose()
-    for heading in root.find_all(_HEADINGS):
+    if root.tag in ("body", "html"):
+        for element in root.iter(*_OUTER_CHROME_TAGS):
+            if element.getparent() is not None:
+                element.drop_tree()
+    for heading in root.xpath(_HEADING_PATH):
         if anchor := _heading_id(heading):
-            heading.append(f" {{#{anchor}}}")
-    head = f"<title>{_escape(title)}</title>" if title else ""
-    content = root.decode_contents() if root.name == "body" else str(root)
+            _append_text(heading, f" {{#{anchor}}}")
+    head = f"<title>{escape(title, quote=False)}</title>" if title else ""
+    if root.tag == "body":
+        content = escape(root.text or "", quote=False) + "".join(
+            lxml.html.tostring(child, encoding="unicode") for child in root
+        )
+    else:
+        content = lxml.html.tostring(root, encoding="unicode", with_tail=False)
     return f"<html><head>{head}</head><body>{content}</body></html>"
 
 
-def _without_site_name(title: str, root: Tag) -> str:
+def _parse(html: bytes | str) -> lxml.html.HtmlElement:
+    """The document; bytes decoded as the page declares, else as detected (as BeautifulSoup does)."""
+    text = (UnicodeDammit(html, is_html=True).unicode_markup or "") if isinstance(html, bytes) else html
+    # lxml refuses text that still declares an encoding in an XML declaration (XHTML pages).
+    return lxml.html.document_fromstring(_XML_DECLARATION.sub("", text, count=1))
+
+
+def _without_site_name(title: str, root: lxml.html.HtmlElement) -> str:
     """ "Refunds — Acme Help Center" becomes "Refunds" when the page's `<h1>` says "Refunds".
 
     Sites append their name to every `<title>`; repeated in every chunk's heading line, it only
     makes all pages look alike to the embedding.
     """
-    h1 = root.find("h1")
-    heading = " ".join(h1.get_text(" ", strip=True).split()) if isinstance(h1, Tag) else ""
+    h1 = root.find(".//h1") if root.tag != "h1" else root
+    heading = " ".join(_text(h1).split()) if h1 is not None else ""
     if heading and title != heading and title.startswith(heading) and title[len(heading) :].strip()[:1] in "—-|·:»":
         return heading
     return title
 
 
-def _content_root(soup: BeautifulSoup) -> Tag | None:
+def _content_root(document: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
     """`<main>` or `role=main`, else the longest `<article>`, else `<body>`."""
-    for candidate in (soup.find("main"), soup.select_one('[role="main"]')):
-        if isinstance(candidate, Tag):
-            return candidate
-    articles = [a for a in soup.find_all("article") if isinstance(a, Tag)]
+    main = document.find(".//main")
+    if main is not None:
+        return main
+    for element in document.iter(etree.Element):
+        if element.get("role") == "main":
+            return element
+    articles = document.findall(".//article")
     if articles:
-        return max(articles, key=lambda a: len(a.get_text(" ", strip=True)))
-    body = soup.body
-    return body if isinstance(body, Tag) else None
+        return max(articles, key=lambda a: len(_text(a)))
+    return document.find(".//body")
 
 
-def _heading_id(heading: Tag) -> str:
+def _heading_id(heading: lxml.html.HtmlElement) -> str:
     """The heading's id, or its section's (`<section id=…><h2>`), or an inner `<a id|name>`."""
     if value := heading.get("id"):
         return str(value)
-    parent = heading.parent
-    if isinstance(parent, Tag) and parent.name in ("section", "div") and parent.get("id"):
-        first = parent.find(_HEADINGS)
-        if first is heading:
-            return str(parent["id"])
-    inner = heading.find("a", attrs={"id": True}) or heading.find("a", attrs={"name": True})
-    if isinstance(inner, Tag):
-        return str(inner.get("id") or inner.get("name"))
+    parent = heading.getparent()
+    if parent is not None and parent.tag in ("section", "div") and parent.get("id"):
+        first = parent.xpath(_HEADING_PATH)
+        if first and first[0] is heading:
+            return str(parent.get("id"))
+    for anchor in heading.iter("a"):
+        if value := anchor.get("id") or anchor.get("name"):
+            return str(value)
     return ""
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _append_text(element: lxml.html.HtmlElement, text: str) -> None:
+    """Text added at the end of the element's content."""
+    if len(element):
+        last = element[-1]
+        last.tail = (last.tail or "") + text
+    else:
+        element.text = (element.text or "") + text
+
+
+def _text(element: lxml.html.HtmlElement) -> str:
+    """The element's text pieces, each stripped, joined by a space (BeautifulSoup's get_text(" ", strip=True))."""
+    return " ".join(piece.strip() for piece in element.itertext() if piece.strip())

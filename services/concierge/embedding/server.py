@@ -6,6 +6,7 @@ The model loads before the port opens, so health checks say SERVING only once ve
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -136,4 +137,7 @@ def run(*, host: str, port: int) -> None:
     settings = load(Settings, "embedding")
     worker = worker_thread()
     encoder = worker.submit(Encoder.load, settings).result()
+    # The model's hundreds of thousands of Python objects never die: keep the collector from
+    # walking them again in every full collection (a pause that lands on whoever is waiting).
+    gc.freeze()
     asyncio.run(_serve(settings, encoder, worker, host, port))

@@ -43,16 +43,15 @@ def main_content(html: bytes | str) -> str:
     title_element = document.find(".//title")
     title = _text(title_element) if title_element is not None else ""
     for element in _CHROME(document):
-        if element.getparent() is not None:  # not already gone with an ancestor
+        if element.getparent() is not None:  # the document element itself cannot be dropped
             element.drop_tree()
     root = _content_root(document)
     if root is None:
         return lxml.html.tostring(document, encoding="unicode")
     title = _without_site_name(title, root)
     if root.tag in ("body", "html"):
-        for element in root.iter(*_OUTER_CHROME_TAGS):
-            if element.getparent() is not None:
-                element.drop_tree()
+        for element in list(root.iter(*_OUTER_CHROME_TAGS)):  # a list: the tree changes as they go
+            element.drop_tree()
     for heading in root.xpath(_HEADING_PATH):
         if anchor := _heading_id(heading):
             _append_text(heading, f" {{#{anchor}}}")
@@ -79,7 +78,7 @@ def _without_site_name(title: str, root: lxml.html.HtmlElement) -> str:
     Sites append their name to every `<title>`; repeated in every chunk's heading line, it only
     makes all pages look alike to the embedding.
     """
-    h1 = root.find(".//h1") if root.tag != "h1" else root
+    h1 = root.find(".//h1")
     heading = " ".join(_text(h1).split()) if h1 is not None else ""
     if heading and title != heading and title.startswith(heading) and title[len(heading) :].strip()[:1] in "—-|·:»":
         return heading

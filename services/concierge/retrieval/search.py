@@ -190,8 +190,8 @@ def by_document(
     one weighted `decay` times the one before: a page that several passages point to beats one
     with a single lucky passage. A document further behind, or with fewer than `support` chunks
     among them, keeps its best chunk's score, so a few weak passages never outvote one that
-    clearly answers. Chunks are then taken in rounds,
-    `per_round` per document in document order, so the first hits span several documents.
+    clearly answers. Chunks are then taken in rounds, `per_round` per document in document
+    order, so the first hits span several documents.
     """
     per_document: dict[uuid.UUID, list[Fused[uuid.UUID]]] = {}
     for item in fused:  # best first
